@@ -1,0 +1,9 @@
+//! Layer archives: the reproducible tar writer (Go `archive/tar` byte format, lifecycle's walk
+//! and normalization) and safe extraction.
+
+pub mod extract;
+pub mod header;
+pub mod writer;
+
+pub use extract::{ExtractOptions, ExtractSummary, extract};
+pub use writer::{Ancestor, Skipped, TarSpec, TarSummary, write_tar};

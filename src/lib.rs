@@ -1,0 +1,49 @@
+//! # layerize
+//!
+//! Turns Cloud Native Buildpacks layer directories into reproducible OCI tar layers whose
+//! diffIDs equal the ones lifecycle's exporter computes, stores them content-addressed, and
+//! keeps build layers read-only in effect between buildpacks.
+//!
+//! The pipeline, one module per stage:
+//!
+//! | stage | module |
+//! |---|---|
+//! | the CNB layers dir: ids, layer tomls, owners | [`layers_dir`] |
+//! | lifecycle's normalization rules | [`normalize`] |
+//! | reproducible tar (Go `archive/tar` bytes) and safe extraction | [`archive`] |
+//! | digests, hashing writer, verifying reader | [`digest`] |
+//! | gzip / zstd, deterministic | [`compress`] |
+//! | one pass: tar → diffID + compressed blobs | [`pipeline`] |
+//! | content-addressed store and layer records | [`store`] |
+//!
+//! ```no_run
+//! use layerize::{Compression, Owner, TarSpec, pipeline};
+//!
+//! // The diffID lifecycle would give /layers/example_runtime/rt, and a gzip blob of it.
+//! let spec = TarSpec::prefixed("layers/example_runtime/rt", b"/layers/example_runtime/rt", Owner { uid: 1000, gid: 1000 });
+//! let out = std::fs::File::create("rt.tar.gz")?;
+//! let (blobs, _) = pipeline::layerize(&spec, vec![(Compression::Gzip, out)])?;
+//! println!("{} {}", blobs.diff_id, blobs.blobs[0].digest);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod archive;
+pub mod compress;
+pub mod digest;
+pub mod error;
+pub mod layers_dir;
+pub mod normalize;
+pub mod pipeline;
+pub mod store;
+
+pub use archive::{
+    Ancestor, ExtractOptions, ExtractSummary, Skipped, TarSpec, TarSummary, extract, write_tar,
+};
+pub use compress::Compression;
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use layers_dir::{BuildpackId, Layer, LayerToml, LayerTypes, LayersDir};
+pub use normalize::Owner;
+pub use pipeline::{BlobInfo, LayerBlobs};
+pub use store::{LayerRecord, Store};

@@ -1,0 +1,342 @@
+//! The content-addressed store: verified blobs, one JSON record per committed layer, a lock.
+//!
+//! Layout under the store dir (default `<layers>/.layerize`):
+//! ```text
+//! blobs/sha256/<hex>             blob bytes, named by their digest
+//! records/<escaped-id>/<layer>.json   the layer's record (owner, types, metadata, diffID, blobs)
+//! tmp/                           blobs and records being written
+//! lock                           advisory lock held by a process that changes the store
+//! ```
+//! Writes are atomic: bytes go to a temp file in `tmp/`, are fsynced, renamed to their final
+//! name and the directory is fsynced, so a crash never leaves a partial blob under a final name.
+//! Reads verify: [`Store::open_blob`] fails at end of stream when the bytes do not match the name.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::archive::TarSpec;
+use crate::compress::Compression;
+use crate::digest::{Digest, HashingWriter, VerifyingReader};
+use crate::error::{Error, Result};
+use crate::layers_dir::{BuildpackId, LayerTypes};
+use crate::pipeline::{BlobInfo, LayerBlobs, layerize};
+
+/// The record of a committed layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerRecord {
+    /// Owning buildpack (from the layer's path).
+    pub owner: BuildpackId,
+    /// Layer name.
+    pub layer: String,
+    /// `[types]` at commit time.
+    pub types: LayerTypes,
+    /// `[metadata]` at commit time.
+    pub metadata: serde_json::Value,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// Size of the uncompressed tar.
+    pub size: u64,
+    /// Entries in the layer (ancestors not counted).
+    pub files: u64,
+    /// Stored blobs of the layer, the uncompressed tar first.
+    pub blobs: Vec<BlobInfo>,
+}
+
+impl LayerRecord {
+    /// The stored blob in `compression`, if any.
+    pub fn blob(&self, compression: Compression) -> Option<&BlobInfo> {
+        self.blobs.iter().find(|b| b.compression == compression)
+    }
+}
+
+/// A store directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// Held while a process changes the store; released on drop.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`.
+    ///
+    /// # Errors
+    /// [`Error::Write`] when its directories cannot be created.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for dir in ["blobs/sha256", "records", "tmp"] {
+            let path = root.join(dir);
+            fs::create_dir_all(&path).map_err(Error::write(&path))?;
+        }
+        Ok(Self { root })
+    }
+
+    /// The store directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Takes the store's exclusive advisory lock, waiting for another process to release it.
+    ///
+    /// # Errors
+    /// [`Error::Write`] when the lock file cannot be opened or locked.
+    pub fn lock(&self) -> Result<StoreLock> {
+        let path = self.root.join("lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::write(&path))?;
+        file.lock().map_err(Error::write(&path))?;
+        Ok(StoreLock { _file: file })
+    }
+
+    /// Where the blob with `digest` lives.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// True when the blob is present (not verified).
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Opens a blob for reading; the reader fails at end of stream if the bytes do not match.
+    ///
+    /// # Errors
+    /// [`Error::Read`] when the blob is missing or unreadable.
+    pub fn open_blob(&self, digest: &Digest) -> Result<VerifyingReader<File>> {
+        let path = self.blob_path(digest);
+        let file = File::open(&path).map_err(Error::read(&path))?;
+        Ok(VerifyingReader::new(file, digest.clone()))
+    }
+
+    /// A writer for a new blob; [`BlobWriter::commit`] names it by its digest.
+    ///
+    /// # Errors
+    /// [`Error::Write`] when the temp file cannot be created.
+    pub fn new_blob(&self) -> Result<BlobWriter> {
+        let tmp = self.root.join("tmp");
+        let file = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&tmp)
+            .map_err(Error::write(&tmp))?;
+        Ok(BlobWriter {
+            inner: HashingWriter::new(BufWriter::with_capacity(1 << 20, file)),
+            blobs_dir: self.root.join("blobs/sha256"),
+        })
+    }
+
+    /// Writes the tar of `spec` once into a blob per compression (`none` is always included,
+    /// first) and returns the pass's result.
+    ///
+    /// # Errors
+    /// As [`layerize`] and [`BlobWriter::commit`].
+    pub fn put_layer(&self, spec: &TarSpec, compressions: &[Compression]) -> Result<LayerBlobs> {
+        let mut wanted = vec![Compression::None];
+        wanted.extend(
+            compressions
+                .iter()
+                .copied()
+                .filter(|&c| c != Compression::None),
+        );
+        wanted.dedup();
+        let mut outputs = Vec::new();
+        for compression in wanted {
+            outputs.push((compression, self.new_blob()?));
+        }
+        let (blobs, writers) = layerize(spec, outputs)?;
+        for writer in writers {
+            writer.commit()?;
+        }
+        Ok(blobs)
+    }
+
+    fn record_path(&self, owner: &BuildpackId, layer: &str) -> PathBuf {
+        self.root
+            .join("records")
+            .join(owner.escaped())
+            .join(format!("{layer}.json"))
+    }
+
+    /// The record of a committed layer, if there is one.
+    ///
+    /// # Errors
+    /// [`Error::Read`], or [`Error::Invalid`] for a record that does not parse.
+    pub fn record(&self, owner: &BuildpackId, layer: &str) -> Result<Option<LayerRecord>> {
+        let path = self.record_path(owner, layer);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::invalid(&path, format!("malformed layer record: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Read { path, source: e }),
+        }
+    }
+
+    /// Writes (atomically) the record of a layer.
+    ///
+    /// # Errors
+    /// [`Error::Write`].
+    pub fn put_record(&self, record: &LayerRecord) -> Result<()> {
+        let path = self.record_path(&record.owner, &record.layer);
+        let json = serde_json::to_vec_pretty(record).expect("records serialize");
+        self.write_atomic(&path, &json)
+    }
+
+    /// Every record in the store, by owner then layer.
+    ///
+    /// # Errors
+    /// [`Error::Read`] or [`Error::Invalid`] for an unreadable or malformed record.
+    pub fn records(&self) -> Result<Vec<LayerRecord>> {
+        let dir = self.root.join("records");
+        let mut records = Vec::new();
+        for owner in fs::read_dir(&dir).map_err(Error::read(&dir))? {
+            let owner = owner.map_err(Error::read(&dir))?.path();
+            if !owner.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(&owner).map_err(Error::read(&owner))? {
+                let path = entry.map_err(Error::read(&owner))?.path();
+                if path.extension().is_some_and(|e| e == "json") {
+                    let bytes = fs::read(&path).map_err(Error::read(&path))?;
+                    records.push(serde_json::from_slice::<LayerRecord>(&bytes).map_err(|e| {
+                        Error::invalid(&path, format!("malformed layer record: {e}"))
+                    })?);
+                }
+            }
+        }
+        records.sort_by(|a, b| (&a.owner, &a.layer).cmp(&(&b.owner, &b.layer)));
+        Ok(records)
+    }
+
+    /// Writes `bytes` to `path` atomically: temp file in `tmp/`, fsync, rename, fsync dir.
+    ///
+    /// # Errors
+    /// [`Error::Write`].
+    pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let dir = path.parent().expect("store paths have a parent");
+        fs::create_dir_all(dir).map_err(Error::write(dir))?;
+        let tmp = self.root.join("tmp");
+        let mut file = tempfile::Builder::new()
+            .prefix("record-")
+            .tempfile_in(&tmp)
+            .map_err(Error::write(&tmp))?;
+        file.write_all(bytes).map_err(Error::write(path))?;
+        file.as_file().sync_all().map_err(Error::write(path))?;
+        file.persist(path).map_err(|e| Error::Write {
+            path: path.to_path_buf(),
+            source: e.error,
+        })?;
+        sync_dir(dir)
+    }
+}
+
+/// A blob being written; dropped without [`BlobWriter::commit`], its temp file is removed.
+pub struct BlobWriter {
+    inner: HashingWriter<BufWriter<tempfile::NamedTempFile>>,
+    blobs_dir: PathBuf,
+}
+
+impl BlobWriter {
+    /// Flushes, fsyncs and renames the blob to `blobs/sha256/<hex>`; returns digest and size.
+    /// A blob already present under that digest is kept and the new copy discarded.
+    ///
+    /// # Errors
+    /// [`Error::Write`].
+    pub fn commit(self) -> Result<(Digest, u64)> {
+        let (buffered, digest, size) = self.inner.finish();
+        let file = buffered.into_inner().map_err(|e| Error::Write {
+            path: self.blobs_dir.clone(),
+            source: e.into_error(),
+        })?;
+        let final_path = self.blobs_dir.join(digest.hex());
+        if final_path.is_file() {
+            return Ok((digest, size));
+        }
+        file.as_file()
+            .sync_all()
+            .map_err(Error::write(file.path()))?;
+        file.persist(&final_path).map_err(|e| Error::Write {
+            path: final_path.clone(),
+            source: e.error,
+        })?;
+        sync_dir(&self.blobs_dir)?;
+        Ok((digest, size))
+    }
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// fsyncs a directory so a rename in it survives a crash.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::write(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn blobs_are_named_by_digest_and_verified_on_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut w = store.new_blob().unwrap();
+        w.write_all(b"layer bytes").unwrap();
+        let (digest, size) = w.commit().unwrap();
+        assert_eq!(digest, Digest::of_bytes(b"layer bytes"));
+        assert_eq!(size, 11);
+        let mut back = Vec::new();
+        store
+            .open_blob(&digest)
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, b"layer bytes");
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+
+        fs::write(store.blob_path(&digest), b"layer bytez").unwrap();
+        assert!(
+            store
+                .open_blob(&digest)
+                .unwrap()
+                .read_to_end(&mut Vec::new())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn an_abandoned_blob_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut w = store.new_blob().unwrap();
+        w.write_all(b"partial").unwrap();
+        drop(w);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(dir.path().join("blobs/sha256"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+}
