@@ -114,7 +114,7 @@ pub fn encode(header: &Header<'_>, out: &mut Vec<u8>) {
     }
 
     if ustar {
-        let mut block = template(header, |field, value| format_string(field, value));
+        let mut block = template(header, format_string);
         let name = match split_ustar_path(header.name) {
             Some((prefix, name)) => {
                 format_string(&mut block[PREFIX], prefix);

@@ -1,16 +1,45 @@
-//! Command-line front end: arguments ([`args`]), one function per subcommand, output
-//! rendering ([`output`]). The library does the work; nothing here decides a layer byte.
+//! Command-line front end: one file per subcommand (its arguments and its `run`), shared
+//! rendering in [`output`]. The library does the work; nothing here decides a layer byte.
 
-mod args;
-mod commands;
+mod extract;
+mod ls;
 mod output;
+mod tar;
 
-use clap::Parser;
-use layerize::error::{EXIT_OK, EXIT_USAGE};
+use clap::{Parser, Subcommand};
+use layerize::error::{EXIT_OK, EXIT_USAGE, Result};
+
+/// Reproducible OCI layers from Cloud Native Buildpacks layer directories.
+#[derive(Debug, Parser)]
+#[command(name = "layerize", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write the reproducible layer tar of any directory and print its digests.
+    Tar(tar::TarArgs),
+    /// Safely extract a layer blob (plain, gzip or zstd tar) into a directory.
+    Extract(extract::ExtractArgs),
+    /// List the layers of a CNB layers directory.
+    Ls(ls::LsArgs),
+}
+
+/// Runs the parsed command; the exit code of a run that did not fail.
+fn dispatch(command: Command) -> Result<i32> {
+    match command {
+        Command::Tar(args) => tar::run(args),
+        Command::Extract(args) => extract::run(args),
+        Command::Ls(args) => ls::run(args),
+    }
+    .map(|()| EXIT_OK)
+}
 
 /// Runs the command line and returns the process exit code.
 pub fn run() -> i32 {
-    let cli = match args::Cli::try_parse() {
+    let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
@@ -18,7 +47,7 @@ pub fn run() -> i32 {
             return code;
         }
     };
-    match commands::dispatch(cli) {
+    match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("layerize: error: {e}");

@@ -4,8 +4,17 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+
+/// Output options shared by every subcommand.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct OutputArgs {
+    /// Print one JSON object per result on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// Prints `value` as one JSON line.
 pub fn json_line(value: &impl Serialize) {

@@ -1,29 +1,43 @@
-//! One function per subcommand: resolve arguments, call the library, render.
+//! `layerize tar`: the reproducible layer of any directory, with its digests.
 
-use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use layerize::error::{EXIT_OK, Error, Result};
-use layerize::{ExtractOptions, LayersDir, Owner, TarSpec, extract, pipeline};
+use clap::Args;
+use layerize::error::{Error, Result};
+use layerize::{Compression, Owner, TarSpec, pipeline};
 use serde_json::json;
 
-use super::args::{Cli, Command, ExtractArgs, LsArgs, TarArgs};
-use super::output::{self, Progress};
+use super::output::{self, OutputArgs, Progress};
 
-/// Runs the parsed command; returns the exit code for a run that did not fail.
-pub fn dispatch(cli: Cli) -> Result<i32> {
-    match cli.command {
-        Command::Tar(args) => tar(args),
-        Command::Extract(args) => extract_blob(args),
-        Command::Ls(args) => ls(args),
-    }
-    .map(|()| EXIT_OK)
+/// `layerize tar`.
+#[derive(Debug, Args)]
+pub struct TarArgs {
+    /// Directory to archive.
+    pub dir: PathBuf,
+    /// In-image path of DIR (e.g. /layers/example_runtime/rt); without it, names are relative
+    /// to DIR and DIR itself is not written.
+    #[arg(long)]
+    pub prefix: Option<PathBuf>,
+    /// uid of every entry [default: $CNB_USER_ID, else 0].
+    #[arg(long)]
+    pub uid: Option<u64>,
+    /// gid of every entry [default: $CNB_GROUP_ID, else 0].
+    #[arg(long)]
+    pub gid: Option<u64>,
+    /// Compression of the written blob.
+    #[arg(long, value_enum, default_value_t = Compression::None)]
+    pub compression: Compression,
+    /// Where to write the blob; without it only digests are computed.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 /// The build user: flags, else `CNB_USER_ID`/`CNB_GROUP_ID`, else root.
-fn owner(uid: Option<u64>, gid: Option<u64>) -> Result<Owner> {
+pub fn owner(uid: Option<u64>, gid: Option<u64>) -> Result<Owner> {
     let env = Owner::from_env().map_err(|reason| Error::invalid("<environment>", reason))?;
     Ok(Owner {
         uid: uid.unwrap_or(env.uid),
@@ -31,7 +45,7 @@ fn owner(uid: Option<u64>, gid: Option<u64>) -> Result<Owner> {
     })
 }
 
-fn tar(args: TarArgs) -> Result<()> {
+pub fn run(args: TarArgs) -> Result<()> {
     let owner = owner(args.uid, args.gid)?;
     let meta = std::fs::metadata(&args.dir).map_err(Error::read(&args.dir))?;
     if !meta.is_dir() {
@@ -113,83 +127,6 @@ fn tar(args: TarArgs) -> Result<()> {
         if let Some(path) = &args.output {
             println!("written to  {}", path.display());
         }
-    }
-    Ok(())
-}
-
-fn extract_blob(args: ExtractArgs) -> Result<()> {
-    let file = File::open(&args.file).map_err(Error::read(&args.file))?;
-    let options = ExtractOptions {
-        whiteouts: args.whiteouts,
-        max_bytes: args.max_bytes,
-    };
-    let summary = extract(&args.file, file, &args.dir, options)?;
-    if args.out.json {
-        output::json_line(&json!({
-            "file": args.file,
-            "dir": args.dir,
-            "entries": summary.entries,
-            "bytes": summary.bytes,
-            "whiteouts": summary.whiteouts,
-            "compression": summary.compression,
-        }));
-    } else {
-        println!(
-            "extracted {} entries ({} bytes, {}) into {}{}",
-            summary.entries,
-            summary.bytes,
-            summary.compression,
-            args.dir.display(),
-            if summary.whiteouts > 0 {
-                format!(", {} whiteouts applied", summary.whiteouts)
-            } else {
-                String::new()
-            }
-        );
-    }
-    Ok(())
-}
-
-fn ls(args: LsArgs) -> Result<()> {
-    let layers = LayersDir::open(&args.layers)?.layers()?;
-    if args.out.json {
-        for layer in &layers {
-            output::json_line(&json!({
-                "buildpack": layer.buildpack,
-                "layer": layer.name,
-                "build": layer.toml.types.build,
-                "launch": layer.toml.types.launch,
-                "cache": layer.toml.types.cache,
-                "path": layer.dir,
-            }));
-        }
-        return Ok(());
-    }
-    if layers.is_empty() {
-        println!("no layers in {}", args.layers.display());
-        return Ok(());
-    }
-    let width = layers
-        .iter()
-        .map(|l| l.key().len())
-        .max()
-        .unwrap_or(0)
-        .max(5);
-    println!(
-        "{:<width$}  {:<5} {:<6} {:<5}  PATH",
-        "LAYER", "BUILD", "LAUNCH", "CACHE"
-    );
-    let flag = |b: bool| if b { "yes" } else { "-" };
-    for layer in &layers {
-        let t = layer.toml.types;
-        println!(
-            "{:<width$}  {:<5} {:<6} {:<5}  {}",
-            layer.key(),
-            flag(t.build),
-            flag(t.launch),
-            flag(t.cache),
-            layer.dir.display()
-        );
     }
     Ok(())
 }
