@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::archive::{TarSpec, TarSummary, write_tar};
+use crate::archive::{TarSpec, TarSummary, WalkedEntry, write_tar_observed};
 use crate::compress::{Compression, Encoder};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
@@ -50,6 +50,18 @@ pub fn layerize<W: Write>(
     spec: &TarSpec,
     outputs: Vec<(Compression, W)>,
 ) -> Result<(LayerBlobs, Vec<W>)> {
+    layerize_observed(spec, outputs, &mut |_| {})
+}
+
+/// [`layerize`], reporting each entry of the tree to `observer` (see [`write_tar_observed`]).
+///
+/// # Errors
+/// As [`layerize`].
+pub fn layerize_observed<W: Write>(
+    spec: &TarSpec,
+    outputs: Vec<(Compression, W)>,
+    observer: &mut dyn FnMut(&WalkedEntry<'_>),
+) -> Result<(LayerBlobs, Vec<W>)> {
     let mut encoders = Vec::with_capacity(outputs.len());
     for (compression, writer) in outputs {
         let encoder = compression
@@ -61,7 +73,7 @@ pub fn layerize<W: Write>(
         diff: HashingWriter::new(io::sink()),
         outputs: encoders,
     };
-    let summary = write_tar(spec, &mut tee)?;
+    let summary = write_tar_observed(spec, &mut tee, observer)?;
     let (_, diff_id, tar_size) = tee.diff.finish();
     let mut blobs = Vec::new();
     let mut writers = Vec::new();

@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::archive::TarSpec;
+use crate::archive::{TarSpec, WalkedEntry};
 use crate::compress::Compression;
 use crate::digest::{Digest, HashingWriter, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::layers_dir::{BuildpackId, LayerTypes};
-use crate::pipeline::{BlobInfo, LayerBlobs, layerize};
+use crate::pipeline::{BlobInfo, LayerBlobs, layerize_observed};
 
 /// The record of a committed layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,11 +136,16 @@ impl Store {
     }
 
     /// Writes the tar of `spec` once into a blob per compression (`none` is always included,
-    /// first) and returns the pass's result.
+    /// first), reporting each entry to `observer`, and returns the pass's result.
     ///
     /// # Errors
-    /// As [`layerize`] and [`BlobWriter::commit`].
-    pub fn put_layer(&self, spec: &TarSpec, compressions: &[Compression]) -> Result<LayerBlobs> {
+    /// As [`layerize_observed`] and [`BlobWriter::commit`].
+    pub fn put_layer(
+        &self,
+        spec: &TarSpec,
+        compressions: &[Compression],
+        observer: &mut dyn FnMut(&WalkedEntry<'_>),
+    ) -> Result<LayerBlobs> {
         let mut wanted = vec![Compression::None];
         wanted.extend(
             compressions
@@ -153,7 +158,7 @@ impl Store {
         for compression in wanted {
             outputs.push((compression, self.new_blob()?));
         }
-        let (blobs, writers) = layerize(spec, outputs)?;
+        let (blobs, writers) = layerize_observed(spec, outputs, observer)?;
         for writer in writers {
             writer.commit()?;
         }

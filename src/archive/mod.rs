@@ -6,4 +6,6 @@ pub mod header;
 pub mod writer;
 
 pub use extract::{ExtractOptions, ExtractSummary, extract};
-pub use writer::{Ancestor, Skipped, TarSpec, TarSummary, write_tar};
+pub use writer::{
+    Ancestor, Skipped, TarSpec, TarSummary, WalkedEntry, write_tar, write_tar_observed,
+};

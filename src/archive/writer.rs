@@ -14,9 +14,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest as _, Sha256};
 use walkdir::WalkDir;
 
 use super::header::{self, EntryType, Header};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::normalize::{self, NORMALIZED_MTIME, Owner};
 
@@ -43,6 +45,9 @@ pub struct TarSpec {
     pub ancestors: Vec<Ancestor>,
     /// Owner written for `dir` and everything below it.
     pub owner: Owner,
+    /// Also hash each file's content on its own (reported to the observer as
+    /// [`WalkedEntry::content`]); the file is still read once.
+    pub hash_files: bool,
 }
 
 impl TarSpec {
@@ -53,6 +58,7 @@ impl TarSpec {
             name: None,
             ancestors: Vec::new(),
             owner,
+            hash_files: false,
         }
     }
 
@@ -73,6 +79,7 @@ impl TarSpec {
             name: Some(name),
             ancestors,
             owner,
+            hash_files: false,
         }
     }
 }
@@ -97,6 +104,20 @@ pub fn ancestor_names(name: &[u8]) -> Vec<Vec<u8>> {
         .filter(|&(i, &b)| b == b'/' && i > 0)
         .map(|(i, _)| name[..i].to_vec())
         .collect()
+}
+
+/// One entry of the tree as the walk wrote it, reported to the observer of
+/// [`write_tar_observed`] (for stat snapshots).
+#[derive(Debug)]
+pub struct WalkedEntry<'a> {
+    /// Path relative to [`TarSpec::dir`], raw bytes; empty for the directory itself.
+    pub path: &'a [u8],
+    /// `lstat` of the entry, taken before its content was read.
+    pub metadata: &'a Metadata,
+    /// Symlink target, empty for other types.
+    pub link_target: &'a [u8],
+    /// sha256 of a regular file's content, when [`TarSpec::hash_files`] is set.
+    pub content: Option<Digest>,
 }
 
 /// An entry the walk left out.
@@ -126,7 +147,20 @@ const COPY_BUFFER: usize = 256 * 1024;
 /// # Errors
 /// [`Error::Read`] naming the file that could not be read, [`Error::Changed`] for a file that
 /// changed while read, [`Error::Write`] when `out` fails (named as `<output>`).
-pub fn write_tar<W: Write>(spec: &TarSpec, mut out: W) -> Result<TarSummary> {
+pub fn write_tar<W: Write>(spec: &TarSpec, out: W) -> Result<TarSummary> {
+    write_tar_observed(spec, out, &mut |_| {})
+}
+
+/// [`write_tar`], reporting every written entry of the tree (not the ancestors) to `observer`
+/// after its content has been written.
+///
+/// # Errors
+/// As [`write_tar`].
+pub fn write_tar_observed<W: Write>(
+    spec: &TarSpec,
+    mut out: W,
+    observer: &mut dyn FnMut(&WalkedEntry<'_>),
+) -> Result<TarSummary> {
     let out_err = |e: io::Error| Error::Write {
         path: PathBuf::from("<output>"),
         source: e,
@@ -207,11 +241,30 @@ pub fn write_tar<W: Write>(spec: &TarSpec, mut out: W) -> Result<TarSummary> {
             &mut block,
         );
         out.write_all(&block).map_err(out_err)?;
+        let mut content = None;
         if let EntryType::File(size) = entry_type {
-            copy_file(path, &metadata, size, &mut out, &mut buffer)?;
+            content = copy_file(
+                path,
+                &metadata,
+                size,
+                &mut out,
+                &mut buffer,
+                spec.hash_files,
+            )?;
             summary.content_bytes += size;
         }
         summary.entries += 1;
+        let relative = path
+            .strip_prefix(&spec.dir)
+            .unwrap_or(path)
+            .as_os_str()
+            .as_bytes();
+        observer(&WalkedEntry {
+            path: relative,
+            metadata: &metadata,
+            link_target: &link_target,
+            content,
+        });
     }
     out.write_all(&header::end_of_archive()).map_err(out_err)?;
     out.flush().map_err(out_err)?;
@@ -248,14 +301,15 @@ fn entry_name(spec: &TarSpec, path: &Path, name: &mut Vec<u8>) {
 }
 
 /// Copies exactly `size` bytes of `path` and the block padding, failing if the file is not the
-/// one that was stat'ed or changes while read.
+/// one that was stat'ed or changes while read; returns the content digest when `hash` is set.
 fn copy_file<W: Write>(
     path: &Path,
     before: &Metadata,
     size: u64,
     out: &mut W,
     buffer: &mut [u8],
-) -> Result<()> {
+    hash: bool,
+) -> Result<Option<Digest>> {
     let changed = |what: &str| Error::Changed {
         path: path.to_path_buf(),
         what: what.to_owned(),
@@ -269,6 +323,7 @@ fn copy_file<W: Write>(
     if opened.ino() != before.ino() || opened.dev() != before.dev() {
         return Err(changed("replaced by another file"));
     }
+    let mut hasher = hash.then(Sha256::new);
     let mut left = size;
     while left > 0 {
         let want = buffer.len().min(left as usize);
@@ -277,6 +332,9 @@ fn copy_file<W: Write>(
             return Err(changed("became shorter"));
         }
         out.write_all(&buffer[..n]).map_err(out_err)?;
+        if let Some(hasher) = hasher.as_mut() {
+            hasher.update(&buffer[..n]);
+        }
         left -= n as u64;
     }
     if file.read(&mut buffer[..1]).map_err(Error::read(path))? != 0 {
@@ -292,7 +350,7 @@ fn copy_file<W: Write>(
     let padding = header::padding(size);
     out.write_all(&[0u8; header::BLOCK][..padding])
         .map_err(out_err)?;
-    Ok(())
+    Ok(hasher.map(Digest::from_hasher))
 }
 
 #[cfg(test)]
