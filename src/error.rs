@@ -3,7 +3,8 @@
 //! Every variant names the file it is about. Input that is wrong (bad toml, unreadable file,
 //! hostile archive, digest mismatch) is distinct from failures of our own writes, so that a
 //! caller can tell "fix your input" from "the machine failed" — the CLI turns them into exit
-//! codes 4 and 1; a policy violation found by `check` is 3.
+//! codes 4 and 1; a policy violation found by `check` is 3; a buildpack whose `bin/build` fails
+//! stops `build` with 5.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_VIOLATION: i32 = 3;
 /// Exit code for invalid input: bad toml, unreadable file, hostile archive, digest mismatch.
 pub const EXIT_INVALID_INPUT: i32 = 4;
+/// Exit code for a build stopped because a buildpack's `bin/build` failed.
+pub const EXIT_BUILDPACK_FAILED: i32 = 5;
 
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -85,6 +88,38 @@ pub enum Error {
         /// The buildpack that changed them.
         by: String,
     },
+    /// A buildpack the group names is not under the buildpacks dir.
+    #[error("{}: buildpack {id}@{version} named in the group is not there", path.display())]
+    UnknownBuildpack {
+        /// Buildpack id.
+        id: String,
+        /// Buildpack version.
+        version: String,
+        /// The `buildpack.toml` looked for.
+        path: PathBuf,
+    },
+    /// A buildpack's `bin/build` is missing or cannot be executed.
+    #[error("{}: buildpack {id}@{version} has no runnable bin/build: {reason}", path.display())]
+    NoBuildExecutable {
+        /// Buildpack id.
+        id: String,
+        /// Buildpack version.
+        version: String,
+        /// The `bin/build` looked for.
+        path: PathBuf,
+        /// Why it cannot run.
+        reason: String,
+    },
+    /// A buildpack's `bin/build` exited non-zero or was killed: the build stops.
+    #[error("buildpack {id}@{version} failed: bin/build {status}")]
+    BuildpackFailed {
+        /// Buildpack id.
+        id: String,
+        /// Buildpack version.
+        version: String,
+        /// How it ended ("exited with code 7", "was killed by signal 9").
+        status: String,
+    },
 }
 
 impl Error {
@@ -93,12 +128,15 @@ impl Error {
         match self {
             Error::Write { .. } => EXIT_FAILURE,
             Error::Violation { .. } => EXIT_VIOLATION,
+            Error::BuildpackFailed { .. } => EXIT_BUILDPACK_FAILED,
             Error::Read { source, .. } if is_digest_mismatch(source) => EXIT_INVALID_INPUT,
             Error::Read { .. }
             | Error::Invalid { .. }
             | Error::Hostile { .. }
             | Error::DigestMismatch { .. }
-            | Error::Changed { .. } => EXIT_INVALID_INPUT,
+            | Error::Changed { .. }
+            | Error::UnknownBuildpack { .. }
+            | Error::NoBuildExecutable { .. } => EXIT_INVALID_INPUT,
         }
     }
 

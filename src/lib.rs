@@ -15,6 +15,7 @@
 //! | gzip / zstd, deterministic | [`compress`] |
 //! | one pass: tar → diffID + compressed blobs | [`pipeline`] |
 //! | content-addressed store and layer records | [`store`] |
+//! | running a buildpack group (lifecycle's builder) | [`build`] |
 //!
 //! ```no_run
 //! use layerize::{Compression, Owner, TarSpec, pipeline};
@@ -29,6 +30,7 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod build;
 pub mod compress;
 pub mod digest;
 pub mod error;
@@ -40,6 +42,7 @@ pub mod store;
 pub use archive::{
     Ancestor, ExtractOptions, ExtractSummary, Skipped, TarSpec, TarSummary, extract, write_tar,
 };
+pub use build::{BuildEnv, BuildOptions, BuildReport, Buildpack, BuildpackRun};
 pub use compress::Compression;
 pub use digest::Digest;
 pub use error::{Error, Result};

@@ -1,6 +1,7 @@
 //! Command-line front end: one file per subcommand (its arguments and its `run`), shared
 //! rendering in [`output`]. The library does the work; nothing here decides a layer byte.
 
+mod build;
 mod extract;
 mod ls;
 mod output;
@@ -25,16 +26,18 @@ enum Command {
     Extract(extract::ExtractArgs),
     /// List the layers of a CNB layers directory.
     Ls(ls::LsArgs),
+    /// Run a buildpack group over a layers dir, layerizing between buildpacks.
+    Build(build::BuildArgs),
 }
 
 /// Runs the parsed command; the exit code of a run that did not fail.
 fn dispatch(command: Command) -> Result<i32> {
     match command {
-        Command::Tar(args) => tar::run(args),
-        Command::Extract(args) => extract::run(args),
-        Command::Ls(args) => ls::run(args),
+        Command::Tar(args) => tar::run(args).map(|()| EXIT_OK),
+        Command::Extract(args) => extract::run(args).map(|()| EXIT_OK),
+        Command::Ls(args) => ls::run(args).map(|()| EXIT_OK),
+        Command::Build(args) => build::run(args),
     }
-    .map(|()| EXIT_OK)
 }
 
 /// Runs the command line and returns the process exit code.
