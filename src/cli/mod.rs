@@ -1,9 +1,12 @@
 //! Command-line front end: one file per subcommand (its arguments and its `run`), shared
 //! rendering in [`output`]. The library does the work; nothing here decides a layer byte.
 
+mod check;
+mod commit;
 mod extract;
 mod ls;
 mod output;
+mod restore;
 mod tar;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +28,12 @@ enum Command {
     Extract(extract::ExtractArgs),
     /// List the layers of a CNB layers directory.
     Ls(ls::LsArgs),
+    /// Commit a buildpack's layers (tar, record, stat snapshot) right after it ran.
+    Commit(commit::CommitArgs),
+    /// Compare committed layers to their snapshots after a buildpack ran.
+    Check(check::CheckArgs),
+    /// Put changed committed layers back to their committed state.
+    Restore(restore::RestoreArgs),
 }
 
 /// Runs the parsed command; the exit code of a run that did not fail.
@@ -33,6 +42,9 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Tar(args) => tar::run(args),
         Command::Extract(args) => extract::run(args),
         Command::Ls(args) => ls::run(args),
+        Command::Commit(args) => commit::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Restore(args) => restore::run(args),
     }
     .map(|()| EXIT_OK)
 }
