@@ -15,6 +15,8 @@
 //! | gzip / zstd, deterministic | [`compress`] |
 //! | one pass: tar → diffID + compressed blobs | [`pipeline`] |
 //! | content-addressed store and layer records | [`store`] |
+//! | stat snapshots of layer dirs and their diff | [`snapshot`] |
+//! | read-only build layers: commit, check, restore, capture | [`guard`] |
 //! | running a buildpack group (lifecycle's builder) | [`build`] |
 //!
 //! ```no_run
@@ -34,9 +36,11 @@ pub mod build;
 pub mod compress;
 pub mod digest;
 pub mod error;
+pub mod guard;
 pub mod layers_dir;
 pub mod normalize;
 pub mod pipeline;
+pub mod snapshot;
 pub mod store;
 
 pub use archive::{
@@ -46,7 +50,12 @@ pub use build::{BuildEnv, BuildOptions, BuildReport, Buildpack, BuildpackRun};
 pub use compress::Compression;
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use guard::{
+    CheckOptions, CheckReport, CommitOptions, CommitOutcome, CommitReport, GuardPaths, LayerChange,
+    Policy, RestoreOptions, RestoreReport, adopt, check, commit, finalize, restore,
+};
 pub use layers_dir::{BuildpackId, Layer, LayerToml, LayerTypes, LayersDir};
 pub use normalize::Owner;
 pub use pipeline::{BlobInfo, LayerBlobs};
-pub use store::{LayerRecord, Store};
+pub use snapshot::{Changes, Snapshot, What};
+pub use store::{Adoption, Deferred, DeltaOf, LayerRecord, Store};

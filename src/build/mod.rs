@@ -8,14 +8,21 @@
 //!    layers provide (see [`env`]); its output is passed on line by line; a non-zero exit stops
 //!    the build with [`Error::BuildpackFailed`];
 //! 3. as lifecycle does, a layer whose types are all false is renamed `<layer>.ignore`, then the
-//!    buildpack's `build = true` layers are added to the environment of the next ones.
+//!    buildpack's `build = true` layers are added to the environment of the next ones;
+//! 4. its layers are committed and every committed layer is checked, changes attributed to it
+//!    (see [`layerization`]); under policy `fail` a change stops the build with
+//!    [`Error::Violation`].
+//!
+//! After the last buildpack, deferred layers are committed. Times spent in buildpacks and in
+//! layerization are measured apart, so the cost of layerization is visible.
 //!
 //! What this module does not own: reading and writing layers (the layers-dir model and the
-//! archive), and the commit / check / restore of layers between buildpacks.
+//! archive), and how layers are committed, compared and restored ([`crate::guard`]).
 
 pub mod env;
 pub mod exec;
 pub mod group;
+pub mod layerization;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -24,6 +31,7 @@ use std::time::{Duration, Instant};
 pub use env::BuildEnv;
 pub use exec::Stream;
 pub use group::{Buildpack, BuildpackApi, GroupEntry};
+pub use layerization::{AfterBuildpack, Finished, LayerSummary, LayerizeOptions};
 
 use crate::error::{Error, Result};
 use crate::layers_dir::{Layer, LayersDir};
@@ -43,6 +51,8 @@ pub struct BuildOptions {
     pub platform: Option<PathBuf>,
     /// The base environment (see [`BuildEnv::base`]).
     pub env: BuildEnv,
+    /// Store, policy and deferred layers of the layerization between buildpacks.
+    pub layerize: LayerizeOptions,
 }
 
 /// Progress of a build, in order, for a caller to render.
@@ -66,7 +76,12 @@ pub enum Event<'a> {
         /// The bytes.
         line: &'a [u8],
     },
-    /// The buildpack's `bin/build` succeeded.
+    /// The buildpack's `bin/build` succeeded; its layers are being layerized.
+    Layerizing {
+        /// The buildpack.
+        buildpack: &'a Buildpack,
+    },
+    /// The buildpack and the layerization after it are done.
     Finished {
         /// What it did.
         run: &'a BuildpackRun,
@@ -80,19 +95,23 @@ pub struct BuildpackRun {
     pub buildpack: Buildpack,
     /// Wall time of its `bin/build`.
     pub elapsed: Duration,
-    /// Its layers after it ran (tomls with at least one type set), by name.
-    pub layers: Vec<Layer>,
     /// Layers renamed to `<layer>.ignore` (all types false).
     pub ignored: Vec<String>,
+    /// Its commit, and the check that attributes changes to it.
+    pub layerized: AfterBuildpack,
 }
 
 /// What a build did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct BuildReport {
     /// One per buildpack, in group order.
     pub runs: Vec<BuildpackRun>,
+    /// The finalize after the last buildpack, and the store's records at the end.
+    pub finished: Finished,
     /// Total wall time in buildpacks' `bin/build`.
     pub buildpack_time: Duration,
+    /// Total wall time in commit, check, restore, capture and finalize.
+    pub layerize_time: Duration,
 }
 
 /// Runs the group of `opts`, reporting progress to `on_event`.
@@ -101,7 +120,9 @@ pub struct BuildReport {
 /// [`Error::UnknownBuildpack`] / [`Error::Invalid`] for a group or buildpack that cannot be
 /// used (nothing runs then); [`Error::NoBuildExecutable`] and [`Error::BuildpackFailed`] stop
 /// the build at that buildpack; [`Error::Invalid`] for a layer toml a buildpack wrote wrong;
-/// [`Error::Read`] / [`Error::Write`] for the directories involved.
+/// [`Error::Violation`] when a buildpack changed a committed layer under policy `fail` (its
+/// run, with the check, was reported to `on_event` first); [`Error::Read`] / [`Error::Write`]
+/// for the directories involved and the store.
 pub fn build(opts: &BuildOptions, on_event: &mut dyn FnMut(Event<'_>)) -> Result<BuildReport> {
     let group = group::read_group(&opts.group)?;
     let buildpacks = group::resolve(&opts.buildpacks, &group)?;
@@ -121,7 +142,8 @@ pub fn build(opts: &BuildOptions, on_event: &mut dyn FnMut(Event<'_>)) -> Result
         }
     };
     let mut env = opts.env.clone();
-    let mut report = BuildReport::default();
+    let mut runs: Vec<BuildpackRun> = Vec::new();
+    let (mut buildpack_time, mut layerize_time) = (Duration::ZERO, Duration::ZERO);
     for (index, bp) in buildpacks.iter().enumerate() {
         on_event(Event::Started {
             buildpack: bp,
@@ -135,18 +157,33 @@ pub fn build(opts: &BuildOptions, on_event: &mut dyn FnMut(Event<'_>)) -> Result
         for layer in kept.iter().filter(|l| l.toml.types.build) {
             env.add_build_layer(&layer.dir)?;
         }
-        report.buildpack_time += elapsed;
-        report.runs.push(BuildpackRun {
+        on_event(Event::Layerizing { buildpack: bp });
+        let layerized = layerization::after_buildpack(&layers, &bp.id, &opts.layerize)?;
+        buildpack_time += elapsed;
+        layerize_time += layerized.elapsed;
+        let run = BuildpackRun {
             buildpack: bp.clone(),
             elapsed,
-            layers: kept,
             ignored,
-        });
-        on_event(Event::Finished {
-            run: report.runs.last().expect("just pushed"),
-        });
+            layerized,
+        };
+        on_event(Event::Finished { run: &run });
+        if run.layerized.check.violation() {
+            return Err(Error::Violation {
+                count: run.layerized.check.changed.len(),
+                by: bp.id.to_string(),
+            });
+        }
+        runs.push(run);
     }
-    Ok(report)
+    let finished = layerization::finish(&layers, &opts.layerize)?;
+    layerize_time += finished.elapsed;
+    Ok(BuildReport {
+        runs,
+        finished,
+        buildpack_time,
+        layerize_time,
+    })
 }
 
 /// Prepares the buildpack's layers dir and plan, then runs its `bin/build`.

@@ -2,9 +2,12 @@
 //! rendering in [`output`]. The library does the work; nothing here decides a layer byte.
 
 mod build;
+mod check;
+mod commit;
 mod extract;
 mod ls;
 mod output;
+mod restore;
 mod tar;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +29,12 @@ enum Command {
     Extract(extract::ExtractArgs),
     /// List the layers of a CNB layers directory.
     Ls(ls::LsArgs),
+    /// Commit a buildpack's layers (tar, record, stat snapshot) right after it ran.
+    Commit(commit::CommitArgs),
+    /// Compare committed layers to their snapshots after a buildpack ran.
+    Check(check::CheckArgs),
+    /// Put changed committed layers back to their committed state.
+    Restore(restore::RestoreArgs),
     /// Run a buildpack group over a layers dir, layerizing between buildpacks.
     Build(build::BuildArgs),
 }
@@ -36,6 +45,9 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Tar(args) => tar::run(args).map(|()| EXIT_OK),
         Command::Extract(args) => extract::run(args).map(|()| EXIT_OK),
         Command::Ls(args) => ls::run(args).map(|()| EXIT_OK),
+        Command::Commit(args) => commit::run(args).map(|()| EXIT_OK),
+        Command::Check(args) => check::run(args).map(|()| EXIT_OK),
+        Command::Restore(args) => restore::run(args).map(|()| EXIT_OK),
         Command::Build(args) => build::run(args),
     }
 }
