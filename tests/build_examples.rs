@@ -198,3 +198,31 @@ fn the_human_summary_shows_layers_changes_and_times() {
         assert!(stdout.contains(needle), "{needle:?} not in:\n{stdout}");
     }
 }
+
+#[test]
+fn a_deferred_runtime_layer_may_be_changed_and_is_committed_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let layers = dir.path().join("layers");
+    let mut args = example_args(&layers, "fail");
+    args.extend(["--defer".into(), "example/runtime:rt".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let lines = json_lines(&args);
+    assert!(of_type(&lines, "change").is_empty(), "{lines:?}");
+    let runtime = of_type(&lines, "buildpack")
+        .into_iter()
+        .find(|l| l["buildpack"] == RUNTIME)
+        .unwrap();
+    assert_eq!(runtime["layers"][0]["outcome"], "deferred");
+    let finalized = &of_type(&lines, "summary")[0]["finalized"][0];
+    assert_eq!(finalized["layer"], "rt");
+    assert_eq!(finalized["outcome"], "committed");
+    // The finalized layer is the tree as the last buildpack left it, bytecode included.
+    let again = json_lines(&["commit", "--layers", s(&layers), "--buildpack", RUNTIME]);
+    assert_eq!(again[0]["outcome"], "cache-hit");
+    assert_eq!(again[0]["diff_id"], finalized["diff_id"]);
+    assert!(
+        layers
+            .join("example_runtime/rt/lib/__pycache__/stdlib.rtc")
+            .is_file()
+    );
+}
