@@ -205,3 +205,57 @@ fn snapshot_digest<'a>(store: &Store, record: &'a LayerRecord) -> Result<&'a Dig
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn ancestors_take_mode_and_owner_of_the_real_dirs_they_stand_for() {
+        let tmp = tempfile::tempdir().unwrap();
+        let id = BuildpackId::new("acme/jdk").unwrap();
+        let bp = tmp.path().join("acme_jdk");
+        std::fs::create_dir_all(bp.join("jre")).unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        std::fs::set_permissions(&bp, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let layers = LayersDir::open(tmp.path()).unwrap();
+        let me = Owner::of(&std::fs::metadata(&bp).unwrap());
+        let paths = GuardPaths {
+            layers_root: "/opt/cnb/layers/".to_owned(),
+            owner: Owner {
+                uid: 1000,
+                gid: 1001,
+            },
+            ..GuardPaths::default()
+        };
+        let spec = paths.tar_spec(&layers, &id, "jre").unwrap();
+        assert_eq!(
+            spec.name.as_deref(),
+            Some(&b"/opt/cnb/layers/acme_jdk/jre"[..])
+        );
+        let got: Vec<(String, u32, Owner)> = spec
+            .ancestors
+            .iter()
+            .map(|a| (String::from_utf8(a.name.clone()).unwrap(), a.mode, a.owner))
+            .collect();
+        let root = Owner::default();
+        assert_eq!(
+            got,
+            [
+                ("/opt".to_owned(), 0o755, root),
+                ("/opt/cnb".to_owned(), 0o755, root),
+                ("/opt/cnb/layers".to_owned(), 0o711, me),
+                ("/opt/cnb/layers/acme_jdk".to_owned(), 0o750, me),
+            ]
+        );
+        assert_eq!(
+            spec.owner,
+            Owner {
+                uid: 1000,
+                gid: 1001
+            }
+        );
+        assert!(spec.hash_files);
+    }
+}
