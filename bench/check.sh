@@ -5,7 +5,7 @@
 #
 # Run after `cargo build --release`. Builds its tree under bench/work/check (gitignored; kept
 # between runs): one layer `bench/node:modules` of 30 000 files (lognormal sizes, median ~2.4 KB)
-# in ~1 500 directories, committed once; then hyperfine, warm cache.
+# in ~7 500 directories (~1 500 packages), committed once; then hyperfine, warm cache.
 # Needs: hyperfine, python3, jq. Environment: BENCH_RUNS (default 10), LAYERIZE (binary).
 # Prints the markdown table (the one in docs/BENCHMARKS.md, section "check") and the ratio.
 set -euo pipefail
@@ -53,5 +53,7 @@ hyperfine --style basic --warmup 3 --runs "$runs" \
   -n 'layerize check --verify-content' \
   "$bin check --layers $layers --by bench/other --policy fail --verify-content"
 sed -e "s#$layers#LAYERS#g" -e "s#$bin#layerize#g" "$work/check.md"
-jq -r '.results | "check / find = \(.[1].median / .[0].median * 100 | round / 100)x, verify-content / find = \(.[2].median / .[0].median * 100 | round / 100)x (medians)"' "$work/check.json"
+jq -r '.results | "medians: check / find = \(.[1].median / .[0].median * 100 | round / 100)x, verify-content / find = \(.[2].median / .[0].median * 100 | round / 100)x",
+  "CPU (user+sys, mean): " + (map("\(.command): \((.user + .system) * 1000 | round) ms") | join(", ")),
+  "CPU check / find = \(((.[1].user + .[1].system) / (.[0].user + .[0].system)) * 100 | round / 100)x"' "$work/check.json"
 echo "entries: $(find "$layer" | wc -l), bytes: $(du -sb "$layer" | cut -f1)"
