@@ -15,6 +15,11 @@
 //! | gzip / zstd, deterministic | [`compress`] |
 //! | one pass: tar → diffID + compressed blobs | [`pipeline`] |
 //! | content-addressed store and layer records | [`store`] |
+//! | a layer's committed tar and its compressed blobs | [`layer_blob`] |
+//! | OCI image layout directories | [`oci_layout`] |
+//! | export: committed layers to an OCI image | [`export`] |
+//! | lifecycle's volume cache: save and restore | [`cache`] |
+//! | push to a registry (OCI distribution API) | [`registry`] |
 //!
 //! ```no_run
 //! use layerize::{Compression, Owner, TarSpec, pipeline};
@@ -29,12 +34,18 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod blob_file;
+pub mod cache;
 pub mod compress;
 pub mod digest;
 pub mod error;
+pub mod export;
+pub mod layer_blob;
 pub mod layers_dir;
 pub mod normalize;
+pub mod oci_layout;
 pub mod pipeline;
+pub mod registry;
 pub mod store;
 
 pub use archive::{
@@ -43,7 +54,9 @@ pub use archive::{
 pub use compress::Compression;
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use export::{ExportOptions, ExportReport, export};
 pub use layers_dir::{BuildpackId, Layer, LayerToml, LayerTypes, LayersDir};
 pub use normalize::Owner;
+pub use oci_layout::{ImageLayout, LayoutRef};
 pub use pipeline::{BlobInfo, LayerBlobs};
 pub use store::{LayerRecord, Store};

@@ -1,9 +1,12 @@
 //! Command-line front end: one file per subcommand (its arguments and its `run`), shared
 //! rendering in [`output`]. The library does the work; nothing here decides a layer byte.
 
+mod cache;
+mod export;
 mod extract;
 mod ls;
 mod output;
+mod push;
 mod tar;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +28,12 @@ enum Command {
     Extract(extract::ExtractArgs),
     /// List the layers of a CNB layers directory.
     Ls(ls::LsArgs),
+    /// Write an OCI image: run image layers, launch layers in group order, the app dir.
+    Export(export::ExportArgs),
+    /// Save or restore lifecycle's volume cache (cache = true layers).
+    Cache(cache::CacheArgs),
+    /// Push an image of an OCI layout to a registry (OCI distribution API).
+    Push(push::PushArgs),
 }
 
 /// Runs the parsed command; the exit code of a run that did not fail.
@@ -33,6 +42,9 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Tar(args) => tar::run(args),
         Command::Extract(args) => extract::run(args),
         Command::Ls(args) => ls::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Cache(args) => cache::run(args),
+        Command::Push(args) => push::run(args),
     }
     .map(|()| EXIT_OK)
 }

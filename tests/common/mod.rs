@@ -83,3 +83,5 @@ pub fn make_lifecycle_fixture(root: &Path, variant: &str) {
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 test path")
 }
+
+pub mod cnb;

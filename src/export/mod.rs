@@ -1,0 +1,410 @@
+//! Export: committed layers to an OCI image layout, the way lifecycle's exporter builds an image.
+//!
+//! Layers, in order: the run image's layers (blobs hard-linked or copied, verified, never
+//! recompressed), one layer per launch layer in group order (its committed tar's gzip blob, made
+//! lazily from the stored tar, see [`crate::layer_blob`]), then the app dir as the layer
+//! `/workspace` owned by the build user. The config starts from the run image's config and adds
+//! `rootfs.diff_ids`, `history`, the launch env ([`env`]), `WorkingDir` and the
+//! `io.buildpacks.lifecycle.metadata` label ([`metadata`]). `created` is `SOURCE_DATE_EPOCH` or
+//! 1980-01-01T00:00:01Z and every document is canonical JSON, so exporting an unchanged build
+//! again gives the same manifest digest. `index.json` is written last.
+
+pub mod env;
+pub mod group;
+pub mod metadata;
+
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use oci_spec::image::{
+    Config, Descriptor, History, ImageConfiguration, ImageManifest, ImageManifestBuilder,
+    MediaType, Os,
+};
+use serde::Serialize;
+
+use crate::archive::TarSpec;
+use crate::blob_file::Placed;
+use crate::compress::Compression;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::layer_blob::{commit_layer, ensure_blob};
+use crate::layers_dir::{LayerToml, LayersDir};
+use crate::normalize::{DEFAULT_LAYERS_ROOT, NORMALIZED_MTIME, Owner};
+use crate::oci_layout::{ImageLayout, LayoutRef, canonical_json, descriptor, descriptor_digest};
+use crate::pipeline;
+use crate::store::Store;
+use env::Env;
+use metadata::{BuildpackLayers, LayerMetadata, LifecycleMetadata, RunImage, Sha, StoreMetadata};
+
+/// The app dir's path in the image.
+pub const APP_DIR: &str = "/workspace";
+
+/// What to export.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// The CNB layers dir (its store is `<layers>/.layerize`).
+    pub layers: PathBuf,
+    /// The app dir.
+    pub app: PathBuf,
+    /// The run image to build on.
+    pub run_image: Option<LayoutRef>,
+    /// Where to write the image.
+    pub output: LayoutRef,
+    /// `group.toml` giving the buildpack order and versions.
+    pub group: Option<PathBuf>,
+    /// The build user, owner of layer contents and of the app.
+    pub owner: Owner,
+    /// Unix time written as `created`.
+    pub created: i64,
+}
+
+/// Where an image layer comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerSource {
+    /// A layer of the run image.
+    Run,
+    /// A launch layer of a buildpack.
+    Launch,
+    /// The app dir.
+    App,
+}
+
+impl LayerSource {
+    /// `run`, `launch` or `app`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayerSource::Run => "run",
+            LayerSource::Launch => "launch",
+            LayerSource::App => "app",
+        }
+    }
+}
+
+/// One layer of the exported image.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportedLayer {
+    /// Where it comes from.
+    pub source: LayerSource,
+    /// `<buildpack>:<layer>`, `app`, or the run image layer's index.
+    pub name: String,
+    /// diffID.
+    pub diff_id: Digest,
+    /// Blob digest.
+    pub digest: Digest,
+    /// Blob size.
+    pub size: u64,
+    /// For a launch layer: its diffID equals the one of its previous record.
+    pub unchanged: bool,
+    /// How an existing blob got into the layout; `None` for a blob this export wrote.
+    pub placed: Option<Placed>,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportReport {
+    /// The image written (`oci:DIR[:TAG]`).
+    pub image: String,
+    /// Manifest digest.
+    pub manifest: Digest,
+    /// Config digest.
+    pub config: Digest,
+    /// Layers, bottom first.
+    pub layers: Vec<ExportedLayer>,
+    /// Launch layers left out (no contents on disk).
+    pub warnings: Vec<String>,
+}
+
+/// `created` from `SOURCE_DATE_EPOCH` (a decimal Unix time), else lifecycle's 1980 date.
+///
+/// # Errors
+/// A value that is not a non-negative integer.
+pub fn created_from_env(value: Option<&str>) -> std::result::Result<i64, String> {
+    match value {
+        None => Ok(NORMALIZED_MTIME),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|&t| t >= 0)
+            .ok_or_else(|| format!("SOURCE_DATE_EPOCH={v:?} is not a Unix time")),
+    }
+}
+
+/// RFC 3339 UTC text of a Unix time.
+pub fn rfc3339(unix: i64) -> String {
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Writes the image and tags it.
+///
+/// # Errors
+/// [`Error::Invalid`] for a bad layers dir, group file or run image, [`Error::Read`] /
+/// [`Error::DigestMismatch`] for a blob that does not match its digest, [`Error::Write`].
+pub fn export(options: &ExportOptions) -> Result<ExportReport> {
+    let layers = LayersDir::open(&options.layers)?;
+    let store = Store::open(layers.root().join(".layerize"))?;
+    let _lock = store.lock()?;
+    let out = ImageLayout::create(&options.output.dir)?;
+    let created = rfc3339(options.created);
+    let mut report_layers = Vec::new();
+    let mut descriptors = Vec::new();
+    let (mut config, run_image) = match &options.run_image {
+        Some(run) => base_image(run, &out, &mut descriptors, &mut report_layers)?,
+        None => (empty_config(), RunImage::default()),
+    };
+    let mut exec = config.config().clone().unwrap_or_default();
+    let mut env = Env::from_config(exec.env().as_deref().unwrap_or_default());
+    let mut history = config.history().clone().unwrap_or_default();
+    let mut label = LifecycleMetadata {
+        run_image,
+        ..Default::default()
+    };
+    let mut warnings = Vec::new();
+
+    for entry in group::group_order(&layers, options.group.as_deref())? {
+        let mut bp = BuildpackLayers {
+            key: entry.id.to_string(),
+            version: entry.version.clone(),
+            layers: BTreeMap::new(),
+            store: store_metadata(&layers.buildpack_dir(&entry.id).join("store.toml"))?,
+        };
+        for layer in layers.layers_of(&entry.id)? {
+            let types = layer.toml.types;
+            if !types.launch {
+                continue;
+            }
+            let mut meta = LayerMetadata {
+                sha: String::new(),
+                data: layer.toml.metadata_json(),
+                build: types.build,
+                launch: types.launch,
+                cache: types.cache,
+            };
+            if !layer.dir.is_dir() {
+                warnings.push(format!(
+                    "{}: launch layer has no contents: listed in the label, not exported",
+                    layer.key()
+                ));
+                bp.layers.insert(layer.name.clone(), meta);
+                continue;
+            }
+            let mut committed =
+                commit_layer(&store, &layers, &layer, options.owner, &[Compression::Gzip])?;
+            let blob = ensure_blob(&store, &mut committed.record, Compression::Gzip)?;
+            let placed = out.import_blob(&store.blob_path(&blob.digest), &blob.digest)?;
+            let diff_id = committed.record.diff_id.clone();
+            descriptors.push(descriptor(
+                MediaType::ImageLayerGzip,
+                blob.size,
+                &blob.digest,
+            ));
+            history.push(history_entry(
+                &created,
+                format!(
+                    "Layer: '{}', Created by buildpack: {}@{}",
+                    layer.name, entry.id, entry.version
+                ),
+            ));
+            let image_dir = format!(
+                "{DEFAULT_LAYERS_ROOT}/{}/{}",
+                entry.id.escaped(),
+                layer.name
+            );
+            env.apply_launch_layer(&layer.dir, &image_dir)?;
+            meta.sha = diff_id.to_string();
+            bp.layers.insert(layer.name.clone(), meta);
+            report_layers.push(ExportedLayer {
+                source: LayerSource::Launch,
+                name: layer.key(),
+                diff_id,
+                digest: blob.digest,
+                size: blob.size,
+                unchanged: committed.unchanged,
+                placed: Some(placed),
+            });
+        }
+        label.buildpacks.push(bp);
+    }
+
+    let app = app_layer(options, &out)?;
+    descriptors.push(descriptor(MediaType::ImageLayerGzip, app.size, &app.digest));
+    history.push(history_entry(&created, "Application Layer".to_owned()));
+    label.app.push(Sha {
+        sha: app.diff_id.to_string(),
+    });
+    report_layers.push(app);
+
+    env.set("CNB_LAYERS_DIR", DEFAULT_LAYERS_ROOT.to_owned());
+    env.set("CNB_APP_DIR", APP_DIR.to_owned());
+    exec.set_env(Some(env.to_config()));
+    exec.set_working_dir(Some(APP_DIR.to_owned()));
+    let mut labels = exec.labels().clone().unwrap_or_default();
+    labels.insert(
+        metadata::LIFECYCLE_METADATA_LABEL.to_owned(),
+        String::from_utf8(canonical_json(&label)).expect("JSON is UTF-8"),
+    );
+    exec.set_labels(Some(labels));
+    config.set_config(Some(exec));
+    config.set_created(Some(created));
+    config.set_history(Some(history));
+    config.rootfs_mut().set_diff_ids(
+        report_layers
+            .iter()
+            .map(|l| l.diff_id.to_string())
+            .collect(),
+    );
+
+    let config_desc = out.put_json(MediaType::ImageConfig, &config)?;
+    let manifest: ImageManifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(config_desc.clone())
+        .layers(descriptors)
+        .build()
+        .expect("manifest fields are set");
+    let manifest_desc = out.put_json(MediaType::ImageManifest, &manifest)?;
+    out.set_tag(&manifest_desc, options.output.tag.as_deref())?;
+    Ok(ExportReport {
+        image: options.output.to_string(),
+        manifest: descriptor_digest(out.root(), &manifest_desc)?,
+        config: descriptor_digest(out.root(), &config_desc)?,
+        layers: report_layers,
+        warnings,
+    })
+}
+
+fn empty_config() -> ImageConfiguration {
+    let mut config = ImageConfiguration::default();
+    config.set_os(Os::Linux);
+    config.set_config(Some(Config::default()));
+    config
+}
+
+fn history_entry(created: &str, created_by: String) -> History {
+    let mut h = History::default();
+    h.set_created(Some(created.to_owned()));
+    h.set_created_by(Some(created_by));
+    h
+}
+
+/// The run image's config, with its layers placed in `out`.
+fn base_image(
+    run: &LayoutRef,
+    out: &ImageLayout,
+    descriptors: &mut Vec<Descriptor>,
+    report: &mut Vec<ExportedLayer>,
+) -> Result<(ImageConfiguration, RunImage)> {
+    let image = ImageLayout::open(&run.dir)?;
+    let manifest_desc = image.resolve(run.tag.as_deref())?;
+    let manifest_digest = descriptor_digest(image.root(), &manifest_desc)?;
+    let manifest: ImageManifest = image.read_json(&manifest_digest)?;
+    let config_digest = descriptor_digest(image.root(), manifest.config())?;
+    let config: ImageConfiguration = image.read_json(&config_digest)?;
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != manifest.layers().len() {
+        return Err(Error::invalid(
+            image.blob_path(&config_digest),
+            format!(
+                "run image config lists {} diffIDs for {} layers",
+                diff_ids.len(),
+                manifest.layers().len()
+            ),
+        ));
+    }
+    for (i, (layer, diff_id)) in manifest.layers().iter().zip(diff_ids).enumerate() {
+        let digest = descriptor_digest(image.root(), layer)?;
+        let placed = out.import_blob(&image.blob_path(&digest), &digest)?;
+        descriptors.push(layer.clone());
+        report.push(ExportedLayer {
+            source: LayerSource::Run,
+            name: format!("run[{i}]"),
+            diff_id: diff_id.parse().map_err(|reason: String| {
+                Error::invalid(image.blob_path(&config_digest), reason)
+            })?,
+            digest,
+            size: layer.size(),
+            unchanged: true,
+            placed: Some(placed),
+        });
+    }
+    let run_image = RunImage {
+        top_layer: diff_ids.last().cloned().unwrap_or_default(),
+        reference: manifest_digest.to_string(),
+    };
+    Ok((config, run_image))
+}
+
+/// `store.toml`'s `[metadata]`, when the buildpack wrote one.
+fn store_metadata(path: &std::path::Path) -> Result<Option<StoreMetadata>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let toml = LayerToml::read(path)?;
+    Ok(Some(StoreMetadata {
+        metadata: toml.metadata_json(),
+    }))
+}
+
+/// The app dir as the layer `/workspace`, gzip, written straight into the layout.
+fn app_layer(options: &ExportOptions, out: &ImageLayout) -> Result<ExportedLayer> {
+    let meta = std::fs::metadata(&options.app).map_err(Error::read(&options.app))?;
+    if !meta.is_dir() {
+        return Err(Error::invalid(&options.app, "app dir is not a directory"));
+    }
+    let spec = TarSpec::prefixed(
+        &options.app,
+        PathBuf::from(APP_DIR).as_os_str().as_bytes(),
+        options.owner,
+    );
+    let (blobs, mut writers) =
+        pipeline::layerize(&spec, vec![(Compression::Gzip, out.new_blob()?)])?;
+    let (digest, size) = writers.pop().expect("one output").commit()?;
+    Ok(ExportedLayer {
+        source: LayerSource::App,
+        name: "app".to_owned(),
+        diff_id: blobs.diff_id,
+        digest,
+        size,
+        unchanged: false,
+        placed: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_is_source_date_epoch_or_1980() {
+        assert_eq!(
+            rfc3339(created_from_env(None).unwrap()),
+            "1980-01-01T00:00:01Z"
+        );
+        assert_eq!(
+            rfc3339(created_from_env(Some("0")).unwrap()),
+            "1970-01-01T00:00:00Z"
+        );
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert!(created_from_env(Some("yesterday")).is_err());
+        assert!(created_from_env(Some("-5")).is_err());
+    }
+}
