@@ -1,20 +1,34 @@
 //! Safe extraction of a layer blob (plain, gzip or zstd tar) into a directory.
 //!
 //! # Security
-//! The archive is untrusted. Every name is taken relative to the target (a leading `/` is
-//! dropped: lifecycle layers use absolute names), a `..` component refuses the archive, and no
-//! entry is ever written through a symlink: each parent of an entry must be a real directory
-//! (created here when missing), and the final component is replaced, never followed. Symlink
-//! targets are data and are stored as they are. Hard links must point at a regular file inside
-//! the target, named relatively. Devices and fifos are refused, as lifecycle's extractor does;
-//! so is a second entry for the same path. With `max_bytes`, decompressed output beyond it stops
-//! the extraction. Modes (with setuid/setgid/sticky) and mtimes are restored; owners are not.
+//! The archive is untrusted (a cache blob, a run-image layer, a layer an earlier build wrote).
+//! Every name is taken relative to the target (a leading `/` is dropped: lifecycle layers use
+//! absolute names), a `..` component or a NUL byte refuses the archive, and no entry is ever
+//! written through a symlink: each parent of an entry must be a real directory (checked with
+//! `lstat`, created here when missing; a parent replaced by a later entry is checked again),
+//! and the final component is removed, then created with `O_CREAT|O_EXCL|O_NOFOLLOW`.
+//! Symlink targets are data and are stored as they are, even when they point outside. Hard
+//! links must name, relatively, a regular file inside the target (other than themselves).
+//! Devices and fifos are refused, as lifecycle's extractor does; so is a second entry for the
+//! same path. A truncated archive (an entry shorter than its size field, no end-of-archive
+//! marker, a compressed stream cut short or failing its checksum) is refused. With
+//! `max_bytes`, decompressed output beyond it stops the extraction. Modes (with
+//! setuid/setgid/sticky) and mtimes are restored, directories' only after their contents are
+//! written (so a read-only directory entry does not block its children), through a handle
+//! opened with `O_NOFOLLOW`; owners are not restored.
+//!
+//! Races with another process changing the target during extraction are out of scope: the
+//! target must not be writable by anyone less trusted than the caller.
 //!
 //! With `whiteouts`, OCI whiteouts are applied: `.wh.<name>` deletes `<name>` from what the
-//! target held before, `.wh..wh..opq` empties its directory of what it held before.
+//! target held before, `.wh..wh..opq` empties its directory of what it held before; a whiteout
+//! of an entry of the same archive is refused (whiteouts apply to lower layers only).
+
+mod paths;
+mod whiteout;
 
 use std::collections::HashSet;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -26,10 +40,12 @@ use tar::EntryType;
 use crate::compress::{self, Compression};
 use crate::error::{Error, Result};
 
-/// Prefix of an OCI whiteout file name.
-pub const WHITEOUT_PREFIX: &str = ".wh.";
-/// Name of an OCI opaque-directory whiteout.
-pub const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+pub use whiteout::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
+
+use paths::{Parents, remove_path};
+
+/// Size of a tar block.
+const BLOCK: u64 = 512;
 
 /// How to extract.
 #[derive(Debug, Clone, Copy, Default)]
@@ -57,8 +73,9 @@ pub struct ExtractSummary {
 /// `archive` names the blob in errors.
 ///
 /// # Errors
-/// [`Error::Hostile`] for an entry that is refused, [`Error::Invalid`] for a corrupt or
-/// truncated archive, [`Error::Write`] when the target cannot be written.
+/// [`Error::Hostile`] for an entry that is refused, [`Error::Invalid`] for a corrupt, truncated
+/// or too large archive, [`Error::Write`] when the target cannot be written. Entries extracted
+/// before the failure stay in the target; nothing is ever written outside it.
 pub fn extract(
     archive: &Path,
     blob: impl Read,
@@ -87,16 +104,27 @@ pub fn extract(
             compression,
         },
     };
+    // Where the data of the last entry ends; the end-of-archive marker must follow it.
+    let mut end = 0;
     {
         let mut tar = tar::Archive::new(&mut counted);
         for entry in tar.entries().map_err(corrupt)? {
             let entry = entry.map_err(corrupt)?;
+            end = entry.raw_file_position() + entry.size().div_ceil(BLOCK) * BLOCK;
             state.entry(entry)?;
         }
     }
     if counted.bytes == 0 {
         return Err(Error::invalid(archive, "empty file: not a tar archive"));
     }
+    if counted.bytes < end + BLOCK {
+        return Err(Error::invalid(
+            archive,
+            "truncated archive: no end-of-archive marker after the last entry",
+        ));
+    }
+    // Read the rest so that a compressed stream's checksum and the size limit are checked.
+    io::copy(&mut counted, &mut io::sink()).map_err(corrupt)?;
     state.finish_dirs()?;
     Ok(state.summary)
 }
@@ -158,11 +186,11 @@ impl Extraction<'_> {
         if matches!(kind, EntryType::XGlobalHeader) {
             return Ok(());
         }
-        let relative = self.relative_path(&raw_name)?;
-        let Some(relative) = relative else {
+        let Some(relative) = self.relative_path(&raw_name)? else {
             // The target itself ("/" or "."): nothing to create.
             return Ok(());
         };
+        self.check_whiteout_name(&raw_name, &relative)?;
         let mode = header
             .mode()
             .map_err(|e| corrupt_archive(self.archive, e))?
@@ -175,8 +203,13 @@ impl Extraction<'_> {
         if !self.seen.insert(relative.clone()) {
             return Err(self.hostile(&raw_name, "duplicate entry for the same path"));
         }
-        self.ensure_parents(&raw_name, &relative)?;
+        self.parents(&raw_name, &relative, Parents::Create)?;
         let path = self.target.join(&relative);
+        if kind != EntryType::Directory {
+            // Whatever stood here (a directory this archive wrote into, say) is replaced:
+            // nothing below it may be trusted as a directory any more.
+            self.forget_dirs_under(&relative);
+        }
         match kind {
             EntryType::Directory => {
                 match fs::symlink_metadata(&path) {
@@ -191,6 +224,7 @@ impl Extraction<'_> {
                 self.dirs.push((path, mode, mtime));
             }
             EntryType::Regular | EntryType::Continuous => {
+                let size = entry.size();
                 remove_path(&path)?;
                 let mut file = OpenOptions::new()
                     .write(true)
@@ -209,6 +243,15 @@ impl Extraction<'_> {
                         }
                     }
                 })?;
+                if copied != size {
+                    return Err(Error::invalid(
+                        self.archive,
+                        format!(
+                            "truncated archive: entry {:?} holds {copied} of its {size} bytes",
+                            String::from_utf8_lossy(&raw_name)
+                        ),
+                    ));
+                }
                 file.set_permissions(fs::Permissions::from_mode(mode))
                     .map_err(Error::write(&path))?;
                 filetime::set_file_handle_times(&file, None, Some(mtime))
@@ -216,10 +259,7 @@ impl Extraction<'_> {
                 self.summary.bytes += copied;
             }
             EntryType::Symlink => {
-                let link = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| self.hostile(&raw_name, "symlink without a target"))?
-                    .into_owned();
+                let link = self.link_name(&entry, &raw_name, "symlink")?;
                 remove_path(&path)?;
                 std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&link), &path)
                     .map_err(Error::write(&path))?;
@@ -227,27 +267,8 @@ impl Extraction<'_> {
                     .map_err(Error::write(&path))?;
             }
             EntryType::Link => {
-                let link = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| self.hostile(&raw_name, "hard link without a target"))?
-                    .into_owned();
-                if link.first() == Some(&b'/') {
-                    return Err(self.hostile(&raw_name, "hard link to an absolute path"));
-                }
-                let source_rel = self
-                    .relative_path(&link)?
-                    .ok_or_else(|| self.hostile(&raw_name, "hard link to the target directory"))?;
-                self.ensure_parents(&raw_name, &source_rel)?;
-                let source = self.target.join(&source_rel);
-                match fs::symlink_metadata(&source) {
-                    Ok(m) if m.is_file() => {}
-                    _ => {
-                        return Err(self.hostile(
-                            &raw_name,
-                            "hard link target is not a regular file inside the target",
-                        ));
-                    }
-                }
+                let link = self.link_name(&entry, &raw_name, "hard link")?;
+                let source = self.hard_link_source(&raw_name, &relative, &link)?;
                 remove_path(&path)?;
                 fs::hard_link(&source, &path).map_err(Error::write(&path))?;
             }
@@ -265,110 +286,86 @@ impl Extraction<'_> {
         Ok(())
     }
 
-    /// The entry name relative to the target: `/` and `.` dropped, `..` refused; `None` for
-    /// the target itself.
-    fn relative_path(&self, raw: &[u8]) -> Result<Option<PathBuf>> {
-        let mut relative = PathBuf::new();
-        for part in raw.split(|&b| b == b'/') {
-            match part {
-                b"" | b"." => {}
-                b".." => return Err(self.hostile(raw, "path leaves the target directory (..)")),
-                _ => relative.push(std::ffi::OsStr::from_bytes(part)),
-            }
+    /// The link target of a symlink or hard link entry: present, not empty, no NUL byte.
+    fn link_name<R: Read>(
+        &self,
+        entry: &tar::Entry<'_, R>,
+        raw_name: &[u8],
+        what: &str,
+    ) -> Result<Vec<u8>> {
+        let link = entry
+            .link_name_bytes()
+            .map(|l| l.into_owned())
+            .unwrap_or_default();
+        if link.is_empty() {
+            return Err(self.hostile(raw_name, format!("{what} without a target")));
         }
-        Ok((!relative.as_os_str().is_empty()).then_some(relative))
+        if link.contains(&0) {
+            return Err(self.hostile(raw_name, format!("{what} target contains a NUL byte")));
+        }
+        Ok(link)
     }
 
-    /// Makes every parent of `relative` a real directory, refusing symlinks and other files.
-    fn ensure_parents(&mut self, raw: &[u8], relative: &Path) -> Result<()> {
-        let Some(parent) = relative.parent() else {
-            return Ok(());
+    /// Where a hard link entry at `relative` may link from: a regular file inside the target,
+    /// named relatively, reached through real directories only, and not the entry itself.
+    fn hard_link_source(&mut self, raw: &[u8], relative: &Path, link: &[u8]) -> Result<PathBuf> {
+        if link.first() == Some(&b'/') {
+            return Err(self.hostile(raw, "hard link to an absolute path"));
+        }
+        let source_rel = self
+            .relative_path(link)?
+            .ok_or_else(|| self.hostile(raw, "hard link to the target directory"))?;
+        if source_rel == relative {
+            return Err(self.hostile(raw, "hard link to itself"));
+        }
+        let not_a_file = |s: &Self| {
+            s.hostile(
+                raw,
+                "hard link target is not a regular file inside the target",
+            )
         };
-        let mut current = PathBuf::new();
-        for component in parent.components() {
-            current.push(component);
-            if self.safe_dirs.contains(&current) {
-                continue;
-            }
-            let path = self.target.join(&current);
-            match fs::symlink_metadata(&path) {
-                Ok(m) if m.is_dir() => {}
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(self.hostile(
-                        raw,
-                        format!(
-                            "{} is a symlink: refusing to write through it",
-                            current.display()
-                        ),
-                    ));
-                }
-                Ok(_) => {
-                    return Err(
-                        self.hostile(raw, format!("{} is not a directory", current.display()))
-                    );
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    fs::create_dir(&path).map_err(Error::write(&path))?;
-                }
-                Err(e) => return Err(Error::Read { path, source: e }),
-            }
-            self.safe_dirs.insert(current.clone());
+        if !self.parents(raw, &source_rel, Parents::Check)? {
+            return Err(not_a_file(self));
         }
-        Ok(())
+        let source = self.target.join(&source_rel);
+        match fs::symlink_metadata(&source) {
+            Ok(m) if m.is_file() => Ok(source),
+            _ => Err(not_a_file(self)),
+        }
     }
 
-    /// Applies `relative` as a whiteout if it is one; true when it was.
-    fn apply_whiteout(&mut self, raw: &[u8], relative: &Path) -> Result<bool> {
-        let Some(base) = relative.file_name().map(|n| n.as_bytes()) else {
-            return Ok(false);
-        };
-        if !base.starts_with(WHITEOUT_PREFIX.as_bytes()) {
-            return Ok(false);
+    /// Drops `relative` and everything below it from the directories known to be safe.
+    fn forget_dirs_under(&mut self, relative: &Path) {
+        if self.safe_dirs.remove(relative) {
+            self.safe_dirs.retain(|dir| !dir.starts_with(relative));
         }
-        let parent = relative.parent().unwrap_or(Path::new("")).to_path_buf();
-        self.ensure_parents(raw, relative)?;
-        let parent_path = self.target.join(&parent);
-        if base == OPAQUE_WHITEOUT.as_bytes() {
-            let entries = fs::read_dir(&parent_path).map_err(Error::read(&parent_path))?;
-            for child in entries {
-                let child = child.map_err(Error::read(&parent_path))?;
-                if !self.seen.contains(&parent.join(child.file_name())) {
-                    remove_path(&child.path())?;
-                }
-            }
-        } else {
-            let hidden = &base[WHITEOUT_PREFIX.len()..];
-            if hidden.is_empty() {
-                return Err(self.hostile(raw, "whiteout without a name"));
-            }
-            let victim = parent_path.join(std::ffi::OsStr::from_bytes(hidden));
-            if fs::symlink_metadata(&victim).is_ok() {
-                remove_path(&victim)?;
-            }
-        }
-        // A removed directory may be recreated as anything: trust nothing cached.
-        self.safe_dirs.clear();
-        self.summary.whiteouts += 1;
-        Ok(true)
     }
 
+    /// Gives each directory entry its mode and mtime, deepest first, through a handle that
+    /// cannot be a symlink. A directory removed by a later whiteout is skipped.
     fn finish_dirs(&mut self) -> Result<()> {
         self.dirs
             .sort_by_key(|(path, _, _)| std::cmp::Reverse(path.as_os_str().len()));
         for (path, mode, mtime) in &self.dirs {
-            fs::set_permissions(path, fs::Permissions::from_mode(*mode))
+            let dir = match File::options()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                .open(path)
+            {
+                Ok(dir) => dir,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(Error::Write {
+                        path: path.clone(),
+                        source: e,
+                    });
+                }
+            };
+            dir.set_permissions(fs::Permissions::from_mode(*mode))
                 .map_err(Error::write(path))?;
-            filetime::set_file_mtime(path, *mtime).map_err(Error::write(path))?;
+            filetime::set_file_handle_times(&dir, None, Some(*mtime))
+                .map_err(Error::write(path))?;
         }
         Ok(())
-    }
-}
-
-/// Removes a file, symlink or whole directory at `path`, never following a symlink.
-fn remove_path(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(Error::write(path)),
-        Ok(_) => fs::remove_file(path).map_err(Error::write(path)),
-        Err(_) => Ok(()),
     }
 }
