@@ -171,6 +171,14 @@ mod tests {
 
         let again = ensure_blob(&store, &mut first.record, Compression::Gzip).unwrap();
         assert_eq!(again, lazy, "made once, then reused");
+
+        let in_pass = commit_layer(&store, &layers, &layer, owner, &[Compression::Gzip]).unwrap();
+        assert!(in_pass.unchanged);
+        assert_eq!(
+            in_pass.record.blob(Compression::Gzip),
+            Some(&lazy),
+            "the same gzip bytes whether made in the tar pass or later from the stored tar"
+        );
     }
 
     #[test]
