@@ -1,87 +1,69 @@
-//! The committed blobs of a layer of the layers dir, as export and cache need them: the tar
-//! spec lifecycle's exporter would use for it, its store record with the plain tar blob, and a
-//! compressed blob added to the record lazily.
+//! The committed blobs of a layer, as export and cache need them: the layer committed through
+//! [`guard::commit`] (a cache hit when its stat snapshot is unchanged: nothing is read but
+//! `lstat`), its store record with the plain tar blob, and a compressed blob added to the record
+//! lazily.
 //!
-//! The in-image name of a layer is `/layers/<escaped-id>/<layer>`, after directory entries for
-//! `/layers` and `/layers/<escaped-id>` that keep the real mode and owner of those directories;
-//! the layer's own entries get the build user. A compressed blob that the record lacks is made
-//! from the stored plain tar in one streaming pass (read verified, so a damaged store blob is
-//! never compressed into a new one) instead of walking the layer again.
+//! A compressed blob that the record lacks is made from the stored plain tar in one streaming
+//! pass (read verified, so a damaged store blob is never compressed into a new one) instead of
+//! walking the layer again. The compressor writes the same bytes as the tar pass would, so an
+//! image's digest does not depend on which of the two made the blob.
 
-use std::path::Path;
-
-use crate::archive::{Ancestor, TarSpec};
 use crate::blob_file;
 use crate::compress::Compression;
 use crate::error::{Error, Result};
-use crate::layers_dir::{Layer, LayersDir};
-use crate::normalize::{self, DEFAULT_LAYERS_ROOT, Owner};
+use crate::guard::{self, CommitOptions, CommitOutcome, GuardPaths};
+use crate::layers_dir::{BuildpackId, LayersDir};
+use crate::normalize::Owner;
 use crate::pipeline::BlobInfo;
 use crate::store::{LayerRecord, Store};
 
-/// The tar spec lifecycle's exporter uses for `layer`: `/layers/<escaped-id>/<layer>`.
-///
-/// # Errors
-/// [`Error::Read`] when the layers dir or the buildpack dir cannot be stat'ed.
-pub fn layer_spec(layers: &LayersDir, layer: &Layer, owner: Owner) -> Result<TarSpec> {
-    let bp_dir = layers.buildpack_dir(&layer.buildpack);
-    let root = format!("{DEFAULT_LAYERS_ROOT}/{}", layer.buildpack.escaped());
-    let ancestor = |path: &Path, name: &str| -> Result<Ancestor> {
-        let meta = std::fs::metadata(path).map_err(Error::read(path))?;
-        Ok(Ancestor {
-            name: name.as_bytes().to_vec(),
-            mode: normalize::mode(&meta),
-            owner: Owner::of(&meta),
-        })
-    };
-    Ok(TarSpec {
-        dir: layer.dir.clone(),
-        name: Some(format!("{root}/{}", layer.name).into_bytes()),
-        ancestors: vec![
-            ancestor(layers.root(), DEFAULT_LAYERS_ROOT)?,
-            ancestor(&bp_dir, &root)?,
-        ],
-        owner,
-        hash_files: false,
-    })
-}
-
-/// A layer's record after commit, and whether the layer is unchanged since its last record.
+/// A committed layer's record, and whether the commit was a cache hit.
 #[derive(Debug, Clone)]
 pub struct Committed {
     /// The record, current for the layer as it is on disk.
     pub record: LayerRecord,
-    /// True when the diffID equals the one of the layer's previous record.
-    pub unchanged: bool,
+    /// True when the commit found the layer unchanged since its record and read nothing.
+    pub hit: bool,
 }
 
-/// Writes the layer's tar into the store (with `compressions` in the same pass) and records it.
+/// Commits every declared layer of buildpack `id` ([`guard::commit`], which takes the store
+/// lock: do not hold it when calling) and returns the records of those with contents.
 ///
 /// # Errors
-/// As [`Store::put_layer`] and [`Store::put_record`].
-pub fn commit_layer(
-    store: &Store,
+/// As [`guard::commit`], or [`Error::Invalid`] when a committed layer has no record.
+pub fn commit_buildpack(
     layers: &LayersDir,
-    layer: &Layer,
+    id: &BuildpackId,
     owner: Owner,
-    compressions: &[Compression],
-) -> Result<Committed> {
-    let previous = store.record(&layer.buildpack, &layer.name)?;
-    let spec = layer_spec(layers, layer, owner)?;
-    let blobs = store.put_layer(&spec, compressions, &mut |_| {})?;
-    let unchanged = previous.is_some_and(|p| p.diff_id == blobs.diff_id);
-    let record = LayerRecord {
-        owner: layer.buildpack.clone(),
-        layer: layer.name.clone(),
-        types: layer.toml.types,
-        metadata: layer.toml.metadata_json(),
-        diff_id: blobs.diff_id,
-        size: blobs.tar_size,
-        files: blobs.summary.entries,
-        blobs: blobs.blobs,
+) -> Result<Vec<Committed>> {
+    let options = CommitOptions {
+        paths: GuardPaths {
+            owner,
+            ..GuardPaths::default()
+        },
+        ..CommitOptions::default()
     };
-    store.put_record(&record)?;
-    Ok(Committed { record, unchanged })
+    let store = options.paths.open_store(layers)?;
+    let report = guard::commit(layers, id, &options)?;
+    let mut committed = Vec::new();
+    for layer in report.layers {
+        let hit = match layer.outcome {
+            CommitOutcome::CacheHit => true,
+            CommitOutcome::Committed => false,
+            CommitOutcome::Deferred | CommitOutcome::NoDirectory => continue,
+        };
+        let record = store.record(&layer.owner, &layer.layer)?.ok_or_else(|| {
+            Error::invalid(
+                store.root(),
+                format!(
+                    "{}:{} was committed but has no record",
+                    layer.owner, layer.layer
+                ),
+            )
+        })?;
+        committed.push(Committed { record, hit });
+    }
+    Ok(committed)
 }
 
 /// The record's blob in `compression`, made from the stored plain tar and added to the record
@@ -127,39 +109,39 @@ mod tests {
     use super::*;
     use std::fs;
 
-    fn fixture() -> (tempfile::TempDir, LayersDir, Layer, Store) {
+    fn fixture() -> (tempfile::TempDir, LayersDir, BuildpackId, Store) {
         let dir = tempfile::tempdir().unwrap();
         let bp = dir.path().join("example_bp");
         fs::create_dir_all(bp.join("rt/bin")).unwrap();
         fs::write(bp.join("rt/bin/tool"), b"#!/bin/sh\n").unwrap();
         fs::write(bp.join("rt.toml"), "[types]\nlaunch = true\n").unwrap();
+        fs::write(bp.join("empty.toml"), "[types]\nlaunch = true\n").unwrap();
         let layers = LayersDir::open(dir.path()).unwrap();
-        let layer = layers.layers().unwrap().remove(0);
         let store = Store::open(dir.path().join(".layerize")).unwrap();
-        (dir, layers, layer, store)
+        (dir, layers, BuildpackId::new("example/bp").unwrap(), store)
     }
 
     #[test]
-    fn the_spec_names_the_layer_under_slash_layers_with_both_ancestors() {
-        let (_dir, layers, layer, _) = fixture();
-        let spec = layer_spec(&layers, &layer, Owner { uid: 7, gid: 8 }).unwrap();
-        assert_eq!(spec.name.as_deref(), Some(&b"/layers/example_bp/rt"[..]));
-        let names: Vec<_> = spec.ancestors.iter().map(|a| a.name.clone()).collect();
-        assert_eq!(names, [b"/layers".to_vec(), b"/layers/example_bp".to_vec()]);
+    fn a_second_commit_of_an_unchanged_layer_is_a_hit_and_layers_without_contents_are_left_out() {
+        let (_dir, layers, id, _) = fixture();
+        let first = commit_buildpack(&layers, &id, Owner::default()).unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].record.layer, "rt");
+        assert!(!first[0].hit);
+        let again = commit_buildpack(&layers, &id, Owner::default()).unwrap();
+        assert!(again[0].hit);
+        assert_eq!(again[0].record.diff_id, first[0].record.diff_id);
     }
 
     #[test]
     fn a_missing_gzip_blob_is_made_from_the_stored_tar_and_recorded() {
-        let (_dir, layers, layer, store) = fixture();
-        let owner = Owner::default();
-        let mut first = commit_layer(&store, &layers, &layer, owner, &[]).unwrap();
-        assert!(!first.unchanged);
+        let (_dir, layers, id, store) = fixture();
+        let mut first = commit_buildpack(&layers, &id, Owner::default())
+            .unwrap()
+            .remove(0);
         assert!(first.record.blob(Compression::Gzip).is_none());
         let lazy = ensure_blob(&store, &mut first.record, Compression::Gzip).unwrap();
-        let stored = store
-            .record(&layer.buildpack, &layer.name)
-            .unwrap()
-            .unwrap();
+        let stored = store.record(&id, "rt").unwrap().unwrap();
         assert_eq!(stored.blob(Compression::Gzip), Some(&lazy));
 
         let mut tar = Vec::new();
@@ -168,23 +150,35 @@ mod tests {
         assert_eq!(found, Compression::Gzip);
         std::io::Read::read_to_end(&mut reader, &mut tar).unwrap();
         assert_eq!(crate::Digest::of_bytes(&tar), first.record.diff_id);
-
-        let again = ensure_blob(&store, &mut first.record, Compression::Gzip).unwrap();
-        assert_eq!(again, lazy, "made once, then reused");
-
-        let in_pass = commit_layer(&store, &layers, &layer, owner, &[Compression::Gzip]).unwrap();
-        assert!(in_pass.unchanged);
         assert_eq!(
-            in_pass.record.blob(Compression::Gzip),
-            Some(&lazy),
+            ensure_blob(&store, &mut first.record, Compression::Gzip).unwrap(),
+            lazy
+        );
+
+        let hit = commit_buildpack(&layers, &id, Owner::default())
+            .unwrap()
+            .remove(0);
+        assert!(
+            hit.hit,
+            "adding a blob to the record keeps the next commit a hit"
+        );
+
+        let spec = GuardPaths::default().tar_spec(&layers, &id, "rt").unwrap();
+        let in_pass = store
+            .put_layer(&spec, &[Compression::Gzip], &mut |_| {})
+            .unwrap();
+        assert_eq!(
+            in_pass.blobs[1].digest, lazy.digest,
             "the same gzip bytes whether made in the tar pass or later from the stored tar"
         );
     }
 
     #[test]
     fn a_damaged_stored_tar_is_never_compressed() {
-        let (_dir, layers, layer, store) = fixture();
-        let mut c = commit_layer(&store, &layers, &layer, Owner::default(), &[]).unwrap();
+        let (_dir, layers, id, store) = fixture();
+        let mut c = commit_buildpack(&layers, &id, Owner::default())
+            .unwrap()
+            .remove(0);
         let path = store.blob_path(&c.record.diff_id);
         let mut bytes = fs::read(&path).unwrap();
         bytes[600] ^= 1;

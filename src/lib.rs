@@ -20,6 +20,8 @@
 //! | export: committed layers to an OCI image | [`export`] |
 //! | lifecycle's volume cache: save and restore | [`cache`] |
 //! | push to a registry (OCI distribution API) | [`registry`] |
+//! | stat snapshots of layer dirs and their diff | [`snapshot`] |
+//! | read-only build layers: commit, check, restore, capture | [`guard`] |
 //!
 //! ```no_run
 //! use layerize::{Compression, Owner, TarSpec, pipeline};
@@ -40,12 +42,14 @@ pub mod compress;
 pub mod digest;
 pub mod error;
 pub mod export;
+pub mod guard;
 pub mod layer_blob;
 pub mod layers_dir;
 pub mod normalize;
 pub mod oci_layout;
 pub mod pipeline;
 pub mod registry;
+pub mod snapshot;
 pub mod store;
 
 pub use archive::{
@@ -55,8 +59,13 @@ pub use compress::Compression;
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use export::{ExportOptions, ExportReport, export};
+pub use guard::{
+    CheckOptions, CheckReport, CommitOptions, CommitOutcome, CommitReport, GuardPaths, LayerChange,
+    Policy, RestoreOptions, RestoreReport, adopt, check, commit, finalize, restore,
+};
 pub use layers_dir::{BuildpackId, Layer, LayerToml, LayerTypes, LayersDir};
 pub use normalize::Owner;
 pub use oci_layout::{ImageLayout, LayoutRef};
 pub use pipeline::{BlobInfo, LayerBlobs};
-pub use store::{LayerRecord, Store};
+pub use snapshot::{Changes, Snapshot, What};
+pub use store::{Adoption, Deferred, DeltaOf, LayerRecord, Store};

@@ -148,7 +148,12 @@ fn skopeo_umoci_and_oci_image_tool_accept_the_image_and_reexport_is_identical() 
         again["manifest"], report["manifest"],
         "unchanged build, same image"
     );
-    assert_eq!(again["layers"][0]["unchanged"], true);
+    assert_eq!(report["layers"][0]["cache_hit"], false);
+    assert_eq!(
+        again["layers"][0]["cache_hit"], true,
+        "unchanged layer: commit hit, no re-tar"
+    );
+    assert_eq!(again["layers"][1]["cache_hit"], true);
     assert_eq!(again["layers"][0]["placed"], "present");
 }
 

@@ -6,7 +6,8 @@
 //! <dir>/committed/io.buildpacks.lifecycle.cache.metadata  {"buildpacks":[{key, version, layers}]}
 //! <dir>/staging/                                         the next cache, being written
 //! ```
-//! A save writes into `staging/` (wiped first): a layer whose tar is already committed is
+//! A save first commits each buildpack (a cache hit for an unchanged layer, see
+//! [`crate::guard`]), then writes into `staging/` (wiped first): a layer whose tar is already committed is
 //! hard-linked from `committed/`, a new one is linked or copied, verified, from the store. Then
 //! `committed` → `committed-backup`, `staging` → `committed`, the backup is removed; a crash in
 //! between leaves the backup, which the next open puts back. When nothing changed (same
@@ -15,7 +16,7 @@
 
 mod restore;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -26,7 +27,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::export::group::group_order;
 use crate::export::metadata::{BuildpackLayers, CACHE_METADATA_FILE, CacheMetadata, LayerMetadata};
-use crate::layer_blob::commit_layer;
+use crate::layer_blob::commit_buildpack;
 use crate::layers_dir::LayersDir;
 use crate::normalize::Owner;
 use crate::oci_layout::canonical_json;
@@ -126,6 +127,13 @@ pub fn save(
     owner: Owner,
 ) -> Result<SaveReport> {
     let layers = LayersDir::open(layers)?;
+    let order = group_order(&layers, group)?;
+    let mut commits = HashMap::new();
+    for entry in &order {
+        for c in commit_buildpack(&layers, &entry.id, owner)? {
+            commits.insert((c.record.owner.clone(), c.record.layer.clone()), c.record);
+        }
+    }
     let store = Store::open(layers.root().join(".layerize"))?;
     let _lock = store.lock()?;
     let cache = VolumeCache::open(cache_dir)?;
@@ -134,7 +142,7 @@ pub fn save(
     let mut metadata = CacheMetadata::default();
     let mut saved = Vec::new();
     let mut all_reused = true;
-    for entry in group_order(&layers, group)? {
+    for entry in order {
         let mut bp = BuildpackLayers {
             key: entry.id.to_string(),
             version: entry.version,
@@ -155,9 +163,8 @@ pub fn save(
             };
             let mut diff_id = None;
             let mut action = "metadata";
-            if layer.dir.is_dir() {
-                let committed = commit_layer(&store, &layers, &layer, owner, &[])?;
-                let id = committed.record.diff_id;
+            if let Some(record) = commits.remove(&(entry.id.clone(), layer.name.clone())) {
+                let id = record.diff_id;
                 let name = format!("{id}.tar");
                 let (previous, dest) = (cache.committed().join(&name), staging.join(&name));
                 action = if previous.is_file() {

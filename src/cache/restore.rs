@@ -1,4 +1,6 @@
-//! Restore: each cached layer back under its owner's path with its toml, then recorded.
+//! Restore: each cached layer back under its owner's path with its toml, then adopted
+//! ([`guard::adopt`]): its stat snapshot is taken right after the restore, so a change by any
+//! buildpack but its owner is caught by `check` (ownership is counted after restore).
 //!
 //! # Security
 //! The cache is input. Each tar is extracted with [`crate::extract`] (no escapes, no writes
@@ -17,15 +19,12 @@ use serde::Serialize;
 
 use super::VolumeCache;
 use crate::archive::{ExtractOptions, extract};
-use crate::blob_file;
-use crate::compress::Compression;
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, Result};
 use crate::export::metadata::LayerMetadata;
+use crate::guard::{self, GuardPaths};
 use crate::layers_dir::{BuildpackId, LayersDir};
 use crate::normalize::DEFAULT_LAYERS_ROOT;
-use crate::pipeline::BlobInfo;
-use crate::store::{LayerRecord, Store};
 
 /// One layer put back.
 #[derive(Debug, Clone, Serialize)]
@@ -55,8 +54,6 @@ pub struct RestoreReport {
 pub fn restore(layers: &Path, cache_dir: &Path) -> Result<RestoreReport> {
     fs::create_dir_all(layers).map_err(Error::write(layers))?;
     let layers = LayersDir::open(layers)?;
-    let store = Store::open(layers.root().join(".layerize"))?;
-    let _lock = store.lock()?;
     let mut report = RestoreReport {
         layers: Vec::new(),
         warnings: Vec::new(),
@@ -74,7 +71,7 @@ pub fn restore(layers: &Path, cache_dir: &Path) -> Result<RestoreReport> {
             if !meta.cache {
                 continue;
             }
-            match restore_layer(&layers, &store, &cache, &bp.key, name, meta) {
+            match restore_layer(&layers, &cache, &bp.key, name, meta) {
                 Ok(restored) => report.layers.push(restored),
                 Err(e) => report
                     .warnings
@@ -87,7 +84,6 @@ pub fn restore(layers: &Path, cache_dir: &Path) -> Result<RestoreReport> {
 
 fn restore_layer(
     layers: &LayersDir,
-    store: &Store,
     cache: &VolumeCache,
     key: &str,
     name: &str,
@@ -137,28 +133,14 @@ fn restore_layer(
             fs::remove_dir_all(&dest).map_err(Error::write(&dest))?;
         }
         fs::rename(&extracted, &dest).map_err(Error::write(&dest))?;
-        blob_file::place_verified(&tar, &diff_id, &store.blob_path(&diff_id))?;
-        let size = fs::metadata(&tar).map_err(Error::read(&tar))?.len();
-        store.put_record(&LayerRecord {
-            owner: id.clone(),
-            layer: name.to_owned(),
-            types: meta.types(),
-            metadata: meta.data.clone(),
-            diff_id: diff_id.clone(),
-            size,
-            // The tar's ancestor entries (`/layers`, `/layers/<escaped-id>`) are not counted.
-            files: summary.entries.saturating_sub(2),
-            blobs: vec![BlobInfo {
-                compression: Compression::None,
-                digest: diff_id.clone(),
-                size,
-                media_type: Compression::None.media_type().to_owned(),
-            }],
-        })?;
         restored.diff_id = Some(diff_id);
         restored.entries = summary.entries;
     }
     write_toml(&bp_dir.join(format!("{name}.toml")), meta)?;
+    if restored.diff_id.is_some() {
+        // Ownership counted from here: only `id` may change the layer until its own commit.
+        guard::adopt(layers, &id, name, &GuardPaths::default())?;
+    }
     Ok(restored)
 }
 

@@ -60,8 +60,8 @@ pub fn run(args: ExportArgs) -> Result<()> {
     for layer in &report.layers {
         let how = match layer.placed {
             None => "written".to_owned(),
-            Some(placed) if layer.unchanged => format!("unchanged, {}", placed.as_str()),
-            Some(placed) => format!("new, {}", placed.as_str()),
+            Some(placed) if layer.cache_hit => format!("reused, {}", placed.as_str()),
+            Some(placed) => format!("tarred, {}", placed.as_str()),
         };
         println!(
             "{:<7} {:<40} {} ({how})",

@@ -2,11 +2,14 @@
 //! rendering in [`output`]. The library does the work; nothing here decides a layer byte.
 
 mod cache;
+mod check;
+mod commit;
 mod export;
 mod extract;
 mod ls;
 mod output;
 mod push;
+mod restore;
 mod tar;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +37,12 @@ enum Command {
     Cache(cache::CacheArgs),
     /// Push an image of an OCI layout to a registry (OCI distribution API).
     Push(push::PushArgs),
+    /// Commit a buildpack's layers (tar, record, stat snapshot) right after it ran.
+    Commit(commit::CommitArgs),
+    /// Compare committed layers to their snapshots after a buildpack ran.
+    Check(check::CheckArgs),
+    /// Put changed committed layers back to their committed state.
+    Restore(restore::RestoreArgs),
 }
 
 /// Runs the parsed command; the exit code of a run that did not fail.
@@ -45,6 +54,9 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Export(args) => export::run(args),
         Command::Cache(args) => cache::run(args),
         Command::Push(args) => push::run(args),
+        Command::Commit(args) => commit::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Restore(args) => restore::run(args),
     }
     .map(|()| EXIT_OK)
 }

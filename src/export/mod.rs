@@ -1,7 +1,8 @@
 //! Export: committed layers to an OCI image layout, the way lifecycle's exporter builds an image.
 //!
 //! Layers, in order: the run image's layers (blobs hard-linked or copied, verified, never
-//! recompressed), one layer per launch layer in group order (its committed tar's gzip blob, made
+//! recompressed), one layer per launch layer in group order (each buildpack is committed first,
+//! a cache hit for an unchanged layer, and the committed tar's gzip blob is reused or made
 //! lazily from the stored tar, see [`crate::layer_blob`]), then the app dir as the layer
 //! `/workspace` owned by the build user. The config starts from the run image's config and adds
 //! `rootfs.diff_ids`, `history`, the launch env ([`env`]), `WorkingDir` and the
@@ -13,7 +14,7 @@ pub mod env;
 pub mod group;
 pub mod metadata;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -28,7 +29,7 @@ use crate::blob_file::Placed;
 use crate::compress::Compression;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::layer_blob::{commit_layer, ensure_blob};
+use crate::layer_blob::{commit_buildpack, ensure_blob};
 use crate::layers_dir::{LayerToml, LayersDir};
 use crate::normalize::{DEFAULT_LAYERS_ROOT, NORMALIZED_MTIME, Owner};
 use crate::oci_layout::{ImageLayout, LayoutRef, canonical_json, descriptor, descriptor_digest};
@@ -95,8 +96,8 @@ pub struct ExportedLayer {
     pub digest: Digest,
     /// Blob size.
     pub size: u64,
-    /// For a launch layer: its diffID equals the one of its previous record.
-    pub unchanged: bool,
+    /// For a launch layer: its commit was a cache hit (not re-tarred; run layers: always).
+    pub cache_hit: bool,
     /// How an existing blob got into the layout; `None` for a blob this export wrote.
     pub placed: Option<Placed>,
 }
@@ -160,6 +161,13 @@ pub fn rfc3339(unix: i64) -> String {
 /// [`Error::DigestMismatch`] for a blob that does not match its digest, [`Error::Write`].
 pub fn export(options: &ExportOptions) -> Result<ExportReport> {
     let layers = LayersDir::open(&options.layers)?;
+    let order = group::group_order(&layers, options.group.as_deref())?;
+    let mut commits = HashMap::new();
+    for entry in &order {
+        for c in commit_buildpack(&layers, &entry.id, options.owner)? {
+            commits.insert((c.record.owner.clone(), c.record.layer.clone()), c);
+        }
+    }
     let store = Store::open(layers.root().join(".layerize"))?;
     let _lock = store.lock()?;
     let out = ImageLayout::create(&options.output.dir)?;
@@ -179,7 +187,7 @@ pub fn export(options: &ExportOptions) -> Result<ExportReport> {
     };
     let mut warnings = Vec::new();
 
-    for entry in group::group_order(&layers, options.group.as_deref())? {
+    for entry in order {
         let mut bp = BuildpackLayers {
             key: entry.id.to_string(),
             version: entry.version.clone(),
@@ -198,16 +206,15 @@ pub fn export(options: &ExportOptions) -> Result<ExportReport> {
                 launch: types.launch,
                 cache: types.cache,
             };
-            if !layer.dir.is_dir() {
+            let Some(mut committed) = commits.remove(&(entry.id.clone(), layer.name.clone()))
+            else {
                 warnings.push(format!(
                     "{}: launch layer has no contents: listed in the label, not exported",
                     layer.key()
                 ));
                 bp.layers.insert(layer.name.clone(), meta);
                 continue;
-            }
-            let mut committed =
-                commit_layer(&store, &layers, &layer, options.owner, &[Compression::Gzip])?;
+            };
             let blob = ensure_blob(&store, &mut committed.record, Compression::Gzip)?;
             let placed = out.import_blob(&store.blob_path(&blob.digest), &blob.digest)?;
             let diff_id = committed.record.diff_id.clone();
@@ -237,7 +244,7 @@ pub fn export(options: &ExportOptions) -> Result<ExportReport> {
                 diff_id,
                 digest: blob.digest,
                 size: blob.size,
-                unchanged: committed.unchanged,
+                cache_hit: committed.hit,
                 placed: Some(placed),
             });
         }
@@ -341,7 +348,7 @@ fn base_image(
             })?,
             digest,
             size: layer.size(),
-            unchanged: true,
+            cache_hit: true,
             placed: Some(placed),
         });
     }
@@ -383,7 +390,7 @@ fn app_layer(options: &ExportOptions, out: &ImageLayout) -> Result<ExportedLayer
         diff_id: blobs.diff_id,
         digest,
         size,
-        unchanged: false,
+        cache_hit: false,
         placed: None,
     })
 }
