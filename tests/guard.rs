@@ -360,3 +360,30 @@ fn a_cache_hit_reads_no_file_content() {
     let out = as_nobody(4);
     assert!(String::from_utf8_lossy(&out.stderr).contains("bin/private"));
 }
+
+#[test]
+fn restore_never_writes_through_a_symlink_planted_in_the_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, rt) = fixture(tmp.path());
+    commit(&layers);
+    let tree = tree_manifest(&rt);
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::remove_dir_all(rt.join("bin")).unwrap();
+    std::os::unix::fs::symlink(&outside, rt.join("bin")).unwrap();
+    std::fs::remove_dir_all(rt.join("lib/python3.12")).unwrap();
+    std::os::unix::fs::symlink(&outside, rt.join("lib/python3.12")).unwrap();
+
+    let report = json_lines(&["check", "--layers", s(&layers), "--by", LATER, "--restore"]);
+    let details = report[0]["details"].as_array().unwrap();
+    assert!(
+        details.contains(&json!({"path": "bin", "what": ["type"]})),
+        "{details:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "wrote outside the layer"
+    );
+    assert_eq!(tree_manifest(&rt), tree);
+}

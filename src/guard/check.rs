@@ -10,12 +10,12 @@ use std::fs::File;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{GuardPaths, delta, expected_state, restore};
+use super::{GuardPaths, delta, latest_record, restore, snapshot_digest};
 use crate::digest::{Digest, digest_reader};
 use crate::error::{Error, Result};
 use crate::layers_dir::{BuildpackId, LayersDir};
 use crate::snapshot::{self, Changes, EntryKind, Modified, Snapshot, What, display_path};
-use crate::store::LayerRecord;
+use crate::store::{LayerRecord, Store};
 
 /// What to do about a changed layer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -114,9 +114,11 @@ struct Target {
     owner: BuildpackId,
     layer: String,
     adopted: bool,
-    expected: Snapshot,
-    /// The record the expected state belongs to (original or last delta); `None` if adopted.
-    latest: Option<LayerRecord>,
+    /// Digest of the snapshot of the expected state.
+    snapshot: Digest,
+    /// The layer's own record and the one the expected state belongs to (itself or its last
+    /// delta); `None` if adopted.
+    records: Option<(LayerRecord, LayerRecord)>,
 }
 
 /// Compares every committed layer, and every adopted layer not owned by `by`, to its expected
@@ -129,33 +131,32 @@ struct Target {
 pub fn check(layers: &LayersDir, by: &BuildpackId, options: &CheckOptions) -> Result<CheckReport> {
     let store = options.paths.open_store(layers)?;
     let _lock = store.lock()?;
+    let all = store.records()?;
     let mut targets = Vec::new();
-    for record in store.records()? {
-        if record.delta_of.is_none() {
-            let (expected, latest) = expected_state(&store, &record)?;
-            targets.push(Target {
-                owner: record.owner,
-                layer: record.layer,
-                adopted: false,
-                expected,
-                latest: Some(latest),
-            });
-        }
+    for record in all.iter().filter(|r| r.delta_of.is_none()) {
+        let latest = latest_record(&all, record);
+        targets.push(Target {
+            owner: record.owner.clone(),
+            layer: record.layer.clone(),
+            adopted: false,
+            snapshot: snapshot_digest(&store, latest)?.clone(),
+            records: Some((record.clone(), latest.clone())),
+        });
     }
     for adoption in store.adoptions()? {
         if &adoption.owner != by {
             targets.push(Target {
-                expected: Snapshot::load(&store, &adoption.snapshot)?,
+                snapshot: adoption.snapshot,
                 owner: adoption.owner,
                 layer: adoption.layer,
                 adopted: true,
-                latest: None,
+                records: None,
             });
         }
     }
-    let examined: Vec<(Changes, Option<Snapshot>)> = targets
+    let examined: Vec<Examined> = targets
         .par_iter()
-        .map(|t| examine(layers, t, options.verify_content))
+        .map(|t| examine(&store, layers, t, options.verify_content))
         .collect::<Result<_>>()?;
 
     let mut report = CheckReport {
@@ -165,7 +166,15 @@ pub fn check(layers: &LayersDir, by: &BuildpackId, options: &CheckOptions) -> Re
         changed: Vec::new(),
         restored: Vec::new(),
     };
-    for (target, (changes, fresh)) in targets.iter().zip(examined) {
+    for (
+        target,
+        Examined {
+            expected,
+            changes,
+            fresh,
+        },
+    ) in targets.iter().zip(examined)
+    {
         if changes.is_empty() {
             continue;
         }
@@ -177,8 +186,8 @@ pub fn check(layers: &LayersDir, by: &BuildpackId, options: &CheckOptions) -> Re
             changes,
             delta: None,
         };
-        if let (Policy::Capture, Some(latest), Some(fresh)) =
-            (options.policy, &target.latest, &fresh)
+        if let (Policy::Capture, Some((_, latest)), Some(fresh)) =
+            (options.policy, &target.records, &fresh)
         {
             let dir = layers.buildpack_dir(&target.owner).join(&target.layer);
             let record = delta::capture(
@@ -188,40 +197,42 @@ pub fn check(layers: &LayersDir, by: &BuildpackId, options: &CheckOptions) -> Re
                 latest,
                 by,
                 &dir,
-                &target.expected,
+                &expected,
                 fresh,
                 &change.changes,
             )?;
             change.delta = Some(record.diff_id);
-        } else if let (true, Some(latest)) = (options.restore, &target.latest) {
-            report.restored.push(restore::restore_layer(
-                &store,
-                layers,
-                latest,
-                &target.expected,
-            )?);
+        } else if let (true, Some((original, _))) = (options.restore, &target.records) {
+            report
+                .restored
+                .push(restore::restore_layer(&store, layers, original, &expected)?);
         }
         report.changed.push(change);
     }
     Ok(report)
 }
 
-/// The changes of one layer and its fresh snapshot (`None` when its directory is gone).
-fn examine(
-    layers: &LayersDir,
-    target: &Target,
-    verify: bool,
-) -> Result<(Changes, Option<Snapshot>)> {
+/// One examined layer: its expected state, the changes, the fresh snapshot (`None` when the
+/// directory is gone).
+struct Examined {
+    expected: Snapshot,
+    changes: Changes,
+    fresh: Option<Snapshot>,
+}
+
+fn examine(store: &Store, layers: &LayersDir, target: &Target, verify: bool) -> Result<Examined> {
+    let expected = Snapshot::load(store, &target.snapshot)?;
     let dir = layers.buildpack_dir(&target.owner).join(&target.layer);
     let fresh = Snapshot::walk(&dir)?;
-    let mut changes = snapshot::diff(
-        &target.expected,
-        fresh.as_ref().unwrap_or(&Snapshot::default()),
-    );
+    let mut changes = snapshot::diff(&expected, fresh.as_ref().unwrap_or(&Snapshot::default()));
     if verify && let Some(fresh) = &fresh {
-        verify_content(&dir, &target.expected, fresh, &mut changes)?;
+        verify_content(&dir, &expected, fresh, &mut changes)?;
     }
-    Ok((changes, fresh))
+    Ok(Examined {
+        expected,
+        changes,
+        fresh,
+    })
 }
 
 /// Re-hashes every file present in both snapshots: a digest that differs is a content change

@@ -97,6 +97,10 @@ pub fn commit(
             layer: layer.name.clone(),
         };
         if options.defer.contains(&wanted) {
+            // Later buildpacks may change it freely: no record may hold it to an old state.
+            if let Some(old) = store.record(id, &layer.name)? {
+                drop_record(&store, &old)?;
+            }
             deferred.push(wanted);
             report.layers.push(CommittedLayer {
                 owner: id.clone(),

@@ -11,7 +11,9 @@
 //!   typed results attributed to the buildpack that just ran, and a [`Policy`]: warn, fail
 //!   (exit 3), ignore, or capture the change as a delta layer owned by that buildpack (an OCI
 //!   changeset tar with `.wh.` whiteouts, applied after the original; the layer's expected
-//!   state then includes it).
+//!   state then includes it). An adopted layer (below) has no stored tar: under `capture` its
+//!   change is reported, not captured. `restore` with `capture` does not restore: the change
+//!   is kept, as its delta.
 //! - [`restore()`] puts a changed layer back to its committed state, rewriting only what
 //!   changed from the stored tars (verified while read), with the original mtimes, then
 //!   refreshes the snapshot so the next commit is a cache hit with the same diffID.
@@ -64,7 +66,6 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layers_dir::{BuildpackId, LayersDir};
 use crate::normalize::{self, DEFAULT_LAYERS_ROOT, Owner};
-use crate::snapshot::Snapshot;
 use crate::store::{LayerRecord, Store};
 
 pub use adopt::adopt;
@@ -182,14 +183,19 @@ fn spec_digest(spec: &TarSpec) -> Digest {
     Digest::of_bytes(text.as_bytes())
 }
 
-/// The state a committed layer is expected in: its last captured delta's snapshot, else its
-/// own; with the record whose snapshot that is.
-fn expected_state(store: &Store, record: &LayerRecord) -> Result<(Snapshot, LayerRecord)> {
-    let latest = store
-        .deltas_of(&record.owner, &record.layer)?
-        .pop()
-        .unwrap_or_else(|| record.clone());
-    let digest = latest.snapshot.as_ref().ok_or_else(|| {
+/// The record holding the state a committed layer is expected in: its last captured delta,
+/// else its own; `all` is every record of the store.
+fn latest_record<'a>(all: &'a [LayerRecord], record: &'a LayerRecord) -> &'a LayerRecord {
+    all.iter()
+        .filter_map(|r| Some((r, r.delta_of.as_ref()?)))
+        .filter(|(_, of)| of.owner == record.owner && of.layer == record.layer)
+        .max_by_key(|(_, of)| of.seq)
+        .map_or(record, |(r, _)| r)
+}
+
+/// The snapshot digest of a record; every record this version writes has one.
+fn snapshot_digest<'a>(store: &Store, record: &'a LayerRecord) -> Result<&'a Digest> {
+    record.snapshot.as_ref().ok_or_else(|| {
         Error::invalid(
             store.root(),
             format!(
@@ -197,6 +203,59 @@ fn expected_state(store: &Store, record: &LayerRecord) -> Result<(Snapshot, Laye
                 record.owner, record.layer
             ),
         )
-    })?;
-    Ok((Snapshot::load(store, digest)?, latest))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn ancestors_take_mode_and_owner_of_the_real_dirs_they_stand_for() {
+        let tmp = tempfile::tempdir().unwrap();
+        let id = BuildpackId::new("acme/jdk").unwrap();
+        let bp = tmp.path().join("acme_jdk");
+        std::fs::create_dir_all(bp.join("jre")).unwrap();
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        std::fs::set_permissions(&bp, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let layers = LayersDir::open(tmp.path()).unwrap();
+        let me = Owner::of(&std::fs::metadata(&bp).unwrap());
+        let paths = GuardPaths {
+            layers_root: "/opt/cnb/layers/".to_owned(),
+            owner: Owner {
+                uid: 1000,
+                gid: 1001,
+            },
+            ..GuardPaths::default()
+        };
+        let spec = paths.tar_spec(&layers, &id, "jre").unwrap();
+        assert_eq!(
+            spec.name.as_deref(),
+            Some(&b"/opt/cnb/layers/acme_jdk/jre"[..])
+        );
+        let got: Vec<(String, u32, Owner)> = spec
+            .ancestors
+            .iter()
+            .map(|a| (String::from_utf8(a.name.clone()).unwrap(), a.mode, a.owner))
+            .collect();
+        let root = Owner::default();
+        assert_eq!(
+            got,
+            [
+                ("/opt".to_owned(), 0o755, root),
+                ("/opt/cnb".to_owned(), 0o755, root),
+                ("/opt/cnb/layers".to_owned(), 0o711, me),
+                ("/opt/cnb/layers/acme_jdk".to_owned(), 0o750, me),
+            ]
+        );
+        assert_eq!(
+            spec.owner,
+            Owner {
+                uid: 1000,
+                gid: 1001
+            }
+        );
+        assert!(spec.hash_files);
+    }
 }

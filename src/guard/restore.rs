@@ -23,7 +23,7 @@ use std::path::Path;
 use filetime::FileTime;
 use serde::Serialize;
 
-use super::{GuardPaths, expected_state};
+use super::{GuardPaths, latest_record, snapshot_digest};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layers_dir::{BuildpackId, LayersDir};
@@ -71,17 +71,16 @@ pub fn restore(layers: &LayersDir, options: &RestoreOptions) -> Result<RestoreRe
     let store = options.paths.open_store(layers)?;
     let _lock = store.lock()?;
     let mut report = RestoreReport::default();
-    for record in store.records()? {
-        if record.delta_of.is_some() {
-            continue;
-        }
-        let (expected, _) = expected_state(&store, &record)?;
+    let all = store.records()?;
+    for record in all.iter().filter(|r| r.delta_of.is_none()) {
+        let latest = latest_record(&all, record);
+        let expected = Snapshot::load(&store, snapshot_digest(&store, latest)?)?;
         let dir = layers.buildpack_dir(&record.owner).join(&record.layer);
         let fresh = Snapshot::walk(&dir)?;
         if !fresh.is_some_and(|f| snapshot::identical(&expected, &f)) {
             report
                 .layers
-                .push(restore_layer(&store, layers, &record, &expected)?);
+                .push(restore_layer(&store, layers, record, &expected)?);
         }
     }
     Ok(report)
