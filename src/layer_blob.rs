@@ -8,6 +8,8 @@
 //! walking the layer again. The compressor writes the same bytes as the tar pass would, so an
 //! image's digest does not depend on which of the two made the blob.
 
+use std::collections::HashMap;
+
 use crate::blob_file;
 use crate::compress::Compression;
 use crate::error::{Error, Result};
@@ -26,16 +28,17 @@ pub struct Committed {
     pub hit: bool,
 }
 
-/// Commits every declared layer of buildpack `id` ([`guard::commit`], which takes the store
-/// lock: do not hold it when calling) and returns the records of those with contents.
+/// Commits deferred layers ([`guard::finalize`]), then every declared layer of each buildpack
+/// of `ids` ([`guard::commit`]; both take the store lock: do not hold it when calling), and
+/// returns the records of the layers with contents, by owner and layer name.
 ///
 /// # Errors
 /// As [`guard::commit`], or [`Error::Invalid`] when a committed layer has no record.
-pub fn commit_buildpack(
+pub fn commit_buildpacks<'a>(
     layers: &LayersDir,
-    id: &BuildpackId,
+    ids: impl IntoIterator<Item = &'a BuildpackId>,
     owner: Owner,
-) -> Result<Vec<Committed>> {
+) -> Result<HashMap<(BuildpackId, String), Committed>> {
     let options = CommitOptions {
         paths: GuardPaths {
             owner,
@@ -44,24 +47,26 @@ pub fn commit_buildpack(
         ..CommitOptions::default()
     };
     let store = options.paths.open_store(layers)?;
-    let report = guard::commit(layers, id, &options)?;
-    let mut committed = Vec::new();
-    for layer in report.layers {
-        let hit = match layer.outcome {
-            CommitOutcome::CacheHit => true,
-            CommitOutcome::Committed => false,
-            CommitOutcome::Deferred | CommitOutcome::NoDirectory => continue,
-        };
-        let record = store.record(&layer.owner, &layer.layer)?.ok_or_else(|| {
-            Error::invalid(
-                store.root(),
-                format!(
-                    "{}:{} was committed but has no record",
-                    layer.owner, layer.layer
-                ),
-            )
-        })?;
-        committed.push(Committed { record, hit });
+    guard::finalize(layers, &options)?;
+    let mut committed = HashMap::new();
+    for id in ids {
+        for layer in guard::commit(layers, id, &options)?.layers {
+            let hit = match layer.outcome {
+                CommitOutcome::CacheHit => true,
+                CommitOutcome::Committed => false,
+                CommitOutcome::Deferred | CommitOutcome::NoDirectory => continue,
+            };
+            let record = store.record(&layer.owner, &layer.layer)?.ok_or_else(|| {
+                Error::invalid(
+                    store.root(),
+                    format!(
+                        "{}:{} was committed but has no record",
+                        layer.owner, layer.layer
+                    ),
+                )
+            })?;
+            committed.insert((layer.owner, layer.layer), Committed { record, hit });
+        }
     }
     Ok(committed)
 }
@@ -121,24 +126,48 @@ mod tests {
         (dir, layers, BuildpackId::new("example/bp").unwrap(), store)
     }
 
+    fn commit_one(layers: &LayersDir, id: &BuildpackId) -> Committed {
+        let mut all = commit_buildpacks(layers, [id], Owner::default()).unwrap();
+        all.remove(&(id.clone(), "rt".to_owned())).unwrap()
+    }
+
     #[test]
     fn a_second_commit_of_an_unchanged_layer_is_a_hit_and_layers_without_contents_are_left_out() {
         let (_dir, layers, id, _) = fixture();
-        let first = commit_buildpack(&layers, &id, Owner::default()).unwrap();
-        assert_eq!(first.len(), 1);
-        assert_eq!(first[0].record.layer, "rt");
-        assert!(!first[0].hit);
-        let again = commit_buildpack(&layers, &id, Owner::default()).unwrap();
-        assert!(again[0].hit);
-        assert_eq!(again[0].record.diff_id, first[0].record.diff_id);
+        let key = (id.clone(), "rt".to_owned());
+        let first = commit_buildpacks(&layers, [&id], Owner::default()).unwrap();
+        assert_eq!(first.len(), 1, "the layer without contents is left out");
+        assert!(!first[&key].hit);
+        let again = commit_buildpacks(&layers, [&id], Owner::default()).unwrap();
+        assert!(again[&key].hit);
+        assert_eq!(again[&key].record.diff_id, first[&key].record.diff_id);
+    }
+
+    #[test]
+    fn a_deferred_layer_is_finalized_first() {
+        let (_dir, layers, id, store) = fixture();
+        let defer = crate::store::Deferred {
+            owner: id.clone(),
+            layer: "rt".to_owned(),
+        };
+        let options = CommitOptions {
+            defer: vec![defer],
+            ..CommitOptions::default()
+        };
+        guard::commit(&layers, &id, &options).unwrap();
+        assert_eq!(store.deferred().unwrap().len(), 1);
+        let all = commit_buildpacks(&layers, [&id], Owner::default()).unwrap();
+        assert!(
+            all[&(id.clone(), "rt".to_owned())].hit,
+            "finalize committed it"
+        );
+        assert!(store.deferred().unwrap().is_empty());
     }
 
     #[test]
     fn a_missing_gzip_blob_is_made_from_the_stored_tar_and_recorded() {
         let (_dir, layers, id, store) = fixture();
-        let mut first = commit_buildpack(&layers, &id, Owner::default())
-            .unwrap()
-            .remove(0);
+        let mut first = commit_one(&layers, &id);
         assert!(first.record.blob(Compression::Gzip).is_none());
         let lazy = ensure_blob(&store, &mut first.record, Compression::Gzip).unwrap();
         let stored = store.record(&id, "rt").unwrap().unwrap();
@@ -155,9 +184,7 @@ mod tests {
             lazy
         );
 
-        let hit = commit_buildpack(&layers, &id, Owner::default())
-            .unwrap()
-            .remove(0);
+        let hit = commit_one(&layers, &id);
         assert!(
             hit.hit,
             "adding a blob to the record keeps the next commit a hit"
@@ -176,9 +203,7 @@ mod tests {
     #[test]
     fn a_damaged_stored_tar_is_never_compressed() {
         let (_dir, layers, id, store) = fixture();
-        let mut c = commit_buildpack(&layers, &id, Owner::default())
-            .unwrap()
-            .remove(0);
+        let mut c = commit_one(&layers, &id);
         let path = store.blob_path(&c.record.diff_id);
         let mut bytes = fs::read(&path).unwrap();
         bytes[600] ^= 1;

@@ -16,7 +16,7 @@
 
 mod restore;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -27,7 +27,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::export::group::group_order;
 use crate::export::metadata::{BuildpackLayers, CACHE_METADATA_FILE, CacheMetadata, LayerMetadata};
-use crate::layer_blob::commit_buildpack;
+use crate::layer_blob::commit_buildpacks;
 use crate::layers_dir::LayersDir;
 use crate::normalize::Owner;
 use crate::oci_layout::canonical_json;
@@ -128,12 +128,7 @@ pub fn save(
 ) -> Result<SaveReport> {
     let layers = LayersDir::open(layers)?;
     let order = group_order(&layers, group)?;
-    let mut commits = HashMap::new();
-    for entry in &order {
-        for c in commit_buildpack(&layers, &entry.id, owner)? {
-            commits.insert((c.record.owner.clone(), c.record.layer.clone()), c.record);
-        }
-    }
+    let mut commits = commit_buildpacks(&layers, order.iter().map(|e| &e.id), owner)?;
     let store = Store::open(layers.root().join(".layerize"))?;
     let _lock = store.lock()?;
     let cache = VolumeCache::open(cache_dir)?;
@@ -163,8 +158,8 @@ pub fn save(
             };
             let mut diff_id = None;
             let mut action = "metadata";
-            if let Some(record) = commits.remove(&(entry.id.clone(), layer.name.clone())) {
-                let id = record.diff_id;
+            if let Some(committed) = commits.remove(&(entry.id.clone(), layer.name.clone())) {
+                let id = committed.record.diff_id;
                 let name = format!("{id}.tar");
                 let (previous, dest) = (cache.committed().join(&name), staging.join(&name));
                 action = if previous.is_file() {

@@ -15,7 +15,7 @@ pub mod env;
 pub mod group;
 pub mod metadata;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -30,7 +30,7 @@ use crate::blob_file::Placed;
 use crate::compress::Compression;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::layer_blob::{commit_buildpack, ensure_blob};
+use crate::layer_blob::{commit_buildpacks, ensure_blob};
 use crate::layers_dir::{LayerToml, LayersDir};
 use crate::normalize::{DEFAULT_LAYERS_ROOT, Owner};
 use crate::oci_layout::{ImageLayout, LayoutRef, canonical_json, descriptor, descriptor_digest};
@@ -127,12 +127,7 @@ pub struct ExportReport {
 pub fn export(options: &ExportOptions) -> Result<ExportReport> {
     let layers = LayersDir::open(&options.layers)?;
     let order = group::group_order(&layers, options.group.as_deref())?;
-    let mut commits = HashMap::new();
-    for entry in &order {
-        for c in commit_buildpack(&layers, &entry.id, options.owner)? {
-            commits.insert((c.record.owner.clone(), c.record.layer.clone()), c);
-        }
-    }
+    let mut commits = commit_buildpacks(&layers, order.iter().map(|e| &e.id), options.owner)?;
     let store = Store::open(layers.root().join(".layerize"))?;
     let _lock = store.lock()?;
     let out = ImageLayout::create(&options.output.dir)?;
