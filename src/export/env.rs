@@ -3,12 +3,12 @@
 //! For each launch layer, in group order: `bin/` is prepended to `PATH` and `lib/` to
 //! `LD_LIBRARY_PATH` (as lifecycle's launcher does for launch layers), then the files of `env/`
 //! and then `env.launch/` are applied, each file `NAME.<action>` with action `override`,
-//! `default` (set only when unset), `prepend` or `append` (joined with the content of
+//! `default` (set only when unset or empty), `prepend` or `append` (joined with the content of
 //! `NAME.delim`, nothing when absent); a file with no action suffix overrides. Values are file
 //! contents verbatim. Subdirectories (process-specific env) are not image-wide and are left out.
 //!
-//! A small self-contained copy of the rules the build-time env also applies (`env.build/`);
-//! keep the two in step.
+//! A small self-contained copy of the rules the build-time env (branch `build`,
+//! `build::env`) applies with `env.build/`; keep the two in step or share one implementation.
 
 use std::fs;
 use std::path::Path;
@@ -131,7 +131,9 @@ impl Env {
             };
             match action {
                 "override" => self.set(name, read(file)?),
-                "default" if self.get(name).is_none() => self.set(name, read(file)?),
+                "default" if self.get(name).is_none_or(str::is_empty) => {
+                    self.set(name, read(file)?)
+                }
                 "prepend" => self.prepend(name, read(file)?, &delim()?),
                 "append" => self.append(name, read(file)?, &delim()?),
                 _ => {} // `delim` files are read by prepend/append; `default` when set.
@@ -156,6 +158,7 @@ mod tests {
             ("HOME_DIR", "/h"),
             ("KEEP.default", "ignored"),
             ("NEW.default", "fresh"),
+            ("EMPTY.default", "filled"),
             ("OPTS.append", "-b"),
             ("OPTS.delim", " "),
             ("CP.prepend", "/x.jar"),
@@ -170,11 +173,13 @@ mod tests {
             "KEEP=k".into(),
             "OPTS=-a".into(),
             "CP=/y.jar".into(),
+            "EMPTY=".into(),
         ]);
         env.apply_launch_layer(layer, "/layers/bp/l").unwrap();
         assert_eq!(env.get("PATH"), Some("/layers/bp/l/bin:/usr/bin"));
         assert_eq!(env.get("KEEP"), Some("k"));
         assert_eq!(env.get("NEW"), Some("fresh"));
+        assert_eq!(env.get("EMPTY"), Some("filled"));
         assert_eq!(env.get("OPTS"), Some("-a -b"));
         assert_eq!(env.get("CP"), Some("/x.jar/y.jar"));
         assert_eq!(env.get("SET"), Some("o"));
