@@ -8,7 +8,8 @@
 //! ```
 //! A save first commits each buildpack (a cache hit for an unchanged layer, see
 //! [`crate::guard`]), then writes into `staging/` (wiped first): a layer whose tar is already committed is
-//! hard-linked from `committed/`, a new one is linked or copied, verified, from the store. Then
+//! hard-linked from `committed/`, a new one is copied, verified, from the store (never linked:
+//! the cache is handed to other tools, and the store's blobs must not share their inodes). Then
 //! `committed` → `committed-backup`, `staging` → `committed`, the backup is removed; a crash in
 //! between leaves the backup, which the next open puts back. When nothing changed (same
 //! metadata bytes, every tar already committed) staging is dropped and nothing is written.
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::blob_file::{self, Placed};
+use crate::blob_file;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::export::group::group_order;
@@ -101,7 +102,7 @@ pub struct SavedLayer {
     pub name: String,
     /// diffID (the tar's name); `None` for a layer with no contents (metadata only).
     pub diff_id: Option<Digest>,
-    /// `reused` (already committed), `linked` or `copied` from the store.
+    /// `reused` (already committed), `copied` from the store, or `metadata` (no contents).
     pub action: &'static str,
 }
 
@@ -167,10 +168,9 @@ pub fn save(
                     "reused"
                 } else {
                     all_reused = false;
-                    match blob_file::place_verified(&store.blob_path(&id), &id, &dest)? {
-                        Placed::Copied => "copied",
-                        Placed::Linked | Placed::Present => "linked",
-                    }
+                    let src = store.blob_path(&id);
+                    blob_file::copy_verified(&src, store.open_blob(&id)?, &dest)?;
+                    "copied"
                 };
                 meta.sha = id.to_string();
                 diff_id = Some(id);
