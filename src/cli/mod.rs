@@ -2,11 +2,14 @@
 //! rendering in [`output`]. The library does the work; nothing here decides a layer byte.
 
 mod build;
+mod cache;
 mod check;
 mod commit;
+mod export;
 mod extract;
 mod ls;
 mod output;
+mod push;
 mod restore;
 mod tar;
 
@@ -29,6 +32,12 @@ enum Command {
     Extract(extract::ExtractArgs),
     /// List the layers of a CNB layers directory.
     Ls(ls::LsArgs),
+    /// Write an OCI image: run image layers, launch layers in group order, the app dir.
+    Export(export::ExportArgs),
+    /// Save or restore lifecycle's volume cache (cache = true layers).
+    Cache(cache::CacheArgs),
+    /// Push an image of an OCI layout to a registry (OCI distribution API).
+    Push(push::PushArgs),
     /// Commit a buildpack's layers (tar, record, stat snapshot) right after it ran.
     Commit(commit::CommitArgs),
     /// Compare committed layers to their snapshots after a buildpack ran.
@@ -45,6 +54,9 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Tar(args) => tar::run(args).map(|()| EXIT_OK),
         Command::Extract(args) => extract::run(args).map(|()| EXIT_OK),
         Command::Ls(args) => ls::run(args).map(|()| EXIT_OK),
+        Command::Export(args) => export::run(args).map(|()| EXIT_OK),
+        Command::Cache(args) => cache::run(args).map(|()| EXIT_OK),
+        Command::Push(args) => push::run(args).map(|()| EXIT_OK),
         Command::Commit(args) => commit::run(args).map(|()| EXIT_OK),
         Command::Check(args) => check::run(args).map(|()| EXIT_OK),
         Command::Restore(args) => restore::run(args).map(|()| EXIT_OK),
