@@ -15,6 +15,7 @@
 //! | gzip / zstd, deterministic | [`compress`] |
 //! | one pass: tar → diffID + compressed blobs | [`pipeline`] |
 //! | content-addressed store and layer records | [`store`] |
+//! | whole-store verification (blobs, record references) | [`verify`] |
 //!
 //! ```no_run
 //! use layerize::{Compression, Owner, TarSpec, pipeline};
@@ -36,6 +37,7 @@ pub mod layers_dir;
 pub mod normalize;
 pub mod pipeline;
 pub mod store;
+pub mod verify;
 
 pub use archive::{
     Ancestor, ExtractOptions, ExtractSummary, Skipped, TarSpec, TarSummary, extract, write_tar,

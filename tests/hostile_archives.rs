@@ -103,11 +103,14 @@ fn compress(compression: Compression, bytes: &[u8]) -> Vec<u8> {
 
 const ALL: &[Compression] = &[Compression::None, Compression::Gzip, Compression::Zstd];
 
+/// Makes an archive's bytes, given the sandbox root (for absolute names).
+type MakeTar = Box<dyn Fn(&Path) -> Vec<u8>>;
+
 /// A hostile archive: its bytes (given the sandbox root, for absolute names), the extra
 /// arguments, and the reason the error must give.
 struct Case {
     name: &'static str,
-    tar: Box<dyn Fn(&Path) -> Vec<u8>>,
+    tar: MakeTar,
     args: &'static [&'static str],
     reason: &'static str,
 }

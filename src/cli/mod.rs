@@ -5,6 +5,7 @@ mod extract;
 mod ls;
 mod output;
 mod tar;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use layerize::error::{EXIT_OK, EXIT_USAGE, Result};
@@ -25,6 +26,8 @@ enum Command {
     Extract(extract::ExtractArgs),
     /// List the layers of a CNB layers directory.
     Ls(ls::LsArgs),
+    /// Check every blob of a store against its digest and every record's blob references.
+    Verify(verify::VerifyArgs),
 }
 
 /// Runs the parsed command; the exit code of a run that did not fail.
@@ -33,6 +36,7 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Tar(args) => tar::run(args),
         Command::Extract(args) => extract::run(args),
         Command::Ls(args) => ls::run(args),
+        Command::Verify(args) => verify::run(args),
     }
     .map(|()| EXIT_OK)
 }

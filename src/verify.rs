@@ -1,0 +1,247 @@
+//! Whole-store verification: every blob hashes to its name, every record parses, sits where
+//! its owner and layer say, and names blobs that are present with the recorded sizes, its
+//! uncompressed blob being its diffID.
+//!
+//! This is the check that a crash (or a kill at any point) left the store consistent: writes
+//! go through a temp file in `tmp/` and a rename (see [`crate::store`]), so a half-written blob
+//! can only ever be a stray temp file, which is counted but is not a problem. Verification
+//! holds the store lock, so it never sees another process's write half done.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::compress::Compression;
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{Error, Result};
+use crate::store::{LayerRecord, Store};
+
+/// Something wrong in a store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "kebab-case")]
+pub enum Problem {
+    /// A blob whose bytes do not hash to its name.
+    CorruptBlob {
+        /// The blob file.
+        path: PathBuf,
+        /// The digest its name says.
+        expected: Digest,
+        /// The digest of its bytes.
+        found: Digest,
+    },
+    /// A file under `blobs/sha256/` that is not named by a digest, or not a regular file.
+    StrayBlob {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A record that does not parse or is not where its owner and layer put it.
+    BadRecord {
+        /// The record file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A record naming a blob that is missing or of another size.
+    BadReference {
+        /// The record file.
+        path: PathBuf,
+        /// The blob it names.
+        digest: Digest,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Problem {
+    /// The error this problem is, naming the file.
+    pub fn to_error(&self) -> Error {
+        match self {
+            Problem::CorruptBlob {
+                path,
+                expected,
+                found,
+            } => Error::DigestMismatch {
+                path: path.clone(),
+                expected: expected.clone(),
+                found: found.clone(),
+            },
+            Problem::StrayBlob { path } => {
+                Error::invalid(path, "not a blob: the name is not a sha256 digest")
+            }
+            Problem::BadRecord { path, reason } => Error::invalid(path, reason.clone()),
+            Problem::BadReference {
+                path,
+                digest,
+                reason,
+            } => Error::invalid(path, format!("blob {digest}: {reason}")),
+        }
+    }
+}
+
+/// What a verification found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VerifyReport {
+    /// Blobs hashed.
+    pub blobs: u64,
+    /// Bytes hashed.
+    pub bytes: u64,
+    /// Records checked.
+    pub records: u64,
+    /// Files left in `tmp/` by an interrupted write (invisible to readers; not a problem).
+    pub temp_files: u64,
+    /// Everything wrong, blobs first.
+    pub problems: Vec<Problem>,
+}
+
+/// Verifies the store at `root`, holding its lock.
+///
+/// # Errors
+/// [`Error::Read`] when `root` is missing or unreadable, [`Error::Invalid`] when it is not a
+/// store. Problems in the store are not errors: they are in the report.
+pub fn verify(root: &Path) -> Result<VerifyReport> {
+    for dir in ["blobs/sha256", "records"] {
+        let path = root.join(dir);
+        match fs::metadata(&path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::invalid(
+                    &path,
+                    "not a directory: not a layerize store",
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound && fs::metadata(root).is_ok() => {
+                return Err(Error::invalid(
+                    root,
+                    format!("not a layerize store: no {dir}/"),
+                ));
+            }
+            Err(e) => return Err(Error::Read { path, source: e }),
+        }
+    }
+    let store = Store::open(root)?;
+    let _lock = store.lock()?;
+    let mut report = VerifyReport {
+        temp_files: count_entries(&root.join("tmp"))?,
+        ..VerifyReport::default()
+    };
+    verify_blobs(&store, &mut report)?;
+    verify_records(&store, &mut report)?;
+    Ok(report)
+}
+
+fn count_entries(dir: &Path) -> Result<u64> {
+    Ok(sorted_entries(dir)?.len() as u64)
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for entry in fs::read_dir(dir).map_err(Error::read(dir))? {
+        paths.push(entry.map_err(Error::read(dir))?.path());
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+fn verify_blobs(store: &Store, report: &mut VerifyReport) -> Result<()> {
+    for path in sorted_entries(&store.root().join("blobs/sha256"))? {
+        let expected = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|hex| format!("sha256:{hex}").parse::<Digest>().ok());
+        let is_file = fs::symlink_metadata(&path)
+            .map_err(Error::read(&path))?
+            .is_file();
+        let Some(expected) = expected.filter(|_| is_file) else {
+            report.problems.push(Problem::StrayBlob { path });
+            continue;
+        };
+        let mut file = File::open(&path).map_err(Error::read(&path))?;
+        let mut hasher = HashingWriter::new(io::sink());
+        io::copy(&mut file, &mut hasher).map_err(Error::read(&path))?;
+        let (_, found, size) = hasher.finish();
+        report.blobs += 1;
+        report.bytes += size;
+        if found != expected {
+            report.problems.push(Problem::CorruptBlob {
+                path,
+                expected,
+                found,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn verify_records(store: &Store, report: &mut VerifyReport) -> Result<()> {
+    for owner_dir in sorted_entries(&store.root().join("records"))? {
+        if !owner_dir.is_dir() {
+            report.problems.push(Problem::BadRecord {
+                path: owner_dir,
+                reason: "not a buildpack directory of records".into(),
+            });
+            continue;
+        }
+        for path in sorted_entries(&owner_dir)? {
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            report.records += 1;
+            match read_record(&path) {
+                Ok(record) => check_references(store, &path, &record, &mut report.problems),
+                Err(reason) => report.problems.push(Problem::BadRecord { path, reason }),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses the record at `path` and checks it is where its owner and layer put it.
+fn read_record(path: &Path) -> std::result::Result<LayerRecord, String> {
+    let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let record: LayerRecord =
+        serde_json::from_slice(&bytes).map_err(|e| format!("malformed layer record: {e}"))?;
+    let expected = Path::new(&record.owner.escaped()).join(format!("{}.json", record.layer));
+    let actual = path.iter().rev().take(2).collect::<Vec<_>>();
+    if actual.len() != 2 || Path::new(actual[1]).join(actual[0]) != expected {
+        return Err(format!(
+            "record of {}:{} is not at records/{}",
+            record.owner,
+            record.layer,
+            expected.display()
+        ));
+    }
+    Ok(record)
+}
+
+fn check_references(store: &Store, path: &Path, record: &LayerRecord, out: &mut Vec<Problem>) {
+    let mut problem = |digest: &Digest, reason: String| {
+        out.push(Problem::BadReference {
+            path: path.to_path_buf(),
+            digest: digest.clone(),
+            reason,
+        });
+    };
+    match record.blob(Compression::None) {
+        Some(tar) if tar.digest != record.diff_id || tar.size != record.size => problem(
+            &tar.digest,
+            format!(
+                "the uncompressed blob is not the diffID {} ({} bytes)",
+                record.diff_id, record.size
+            ),
+        ),
+        Some(_) => {}
+        None => problem(&record.diff_id, "no uncompressed blob recorded".into()),
+    }
+    for blob in &record.blobs {
+        match fs::metadata(store.blob_path(&blob.digest)) {
+            Ok(m) if m.len() == blob.size => {}
+            Ok(m) => problem(
+                &blob.digest,
+                format!("recorded size {} but stored size {}", blob.size, m.len()),
+            ),
+            Err(e) => problem(&blob.digest, format!("missing from the store: {e}")),
+        }
+    }
+}
