@@ -245,3 +245,82 @@ fn check_references(store: &Store, path: &Path, record: &LayerRecord, out: &mut 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::BlobInfo;
+    use std::io::Write;
+
+    fn put_blob(store: &Store, bytes: &[u8]) -> BlobInfo {
+        let mut w = store.new_blob().unwrap();
+        w.write_all(bytes).unwrap();
+        let (digest, size) = w.commit().unwrap();
+        BlobInfo {
+            compression: Compression::None,
+            digest,
+            size,
+            media_type: Compression::None.media_type().into(),
+        }
+    }
+
+    fn record(blob: &BlobInfo) -> LayerRecord {
+        LayerRecord {
+            owner: "example/bp".parse().unwrap(),
+            layer: "layer".into(),
+            types: Default::default(),
+            metadata: serde_json::json!({}),
+            diff_id: blob.digest.clone(),
+            size: blob.size,
+            files: 1,
+            blobs: vec![blob.clone()],
+        }
+    }
+
+    #[test]
+    fn a_consistent_store_has_no_problems_and_counts_stray_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let blob = put_blob(&store, b"tar bytes");
+        store.put_record(&record(&blob)).unwrap();
+        fs::write(dir.path().join("tmp/blob-interrupted"), b"half").unwrap();
+        let report = verify(dir.path()).unwrap();
+        assert_eq!(report.problems, []);
+        assert_eq!((report.blobs, report.records, report.temp_files), (1, 1, 1));
+        assert_eq!(report.bytes, 9);
+    }
+
+    #[test]
+    fn misplaced_records_wrong_diff_ids_and_stray_blobs_are_problems() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let blob = put_blob(&store, b"tar bytes");
+        let mut wrong = record(&blob);
+        wrong.diff_id = Digest::of_bytes(b"another tar");
+        store.put_record(&wrong).unwrap();
+        let misplaced = dir.path().join("records/example_bp/other.json");
+        fs::write(&misplaced, serde_json::to_vec(&record(&blob)).unwrap()).unwrap();
+        let stray = dir.path().join("blobs/sha256/not-a-digest");
+        fs::write(&stray, b"x").unwrap();
+        let problems = verify(dir.path()).unwrap().problems;
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems[0], Problem::StrayBlob { path: stray });
+        assert!(
+            matches!(&problems[1], Problem::BadReference { reason, .. } if reason.contains("not the diffID"))
+        );
+        assert!(
+            matches!(&problems[2], Problem::BadRecord { path, reason } if *path == misplaced && reason.contains("is not at records/example_bp/layer.json"))
+        );
+    }
+
+    #[test]
+    fn a_missing_directory_is_not_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = verify(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a layerize store"), "{err}");
+        assert!(matches!(
+            verify(&dir.path().join("nope")),
+            Err(Error::Read { .. })
+        ));
+    }
+}
