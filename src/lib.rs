@@ -16,6 +16,8 @@
 //! | one pass: tar → diffID + compressed blobs | [`pipeline`] |
 //! | content-addressed store and layer records | [`store`] |
 //! | whole-store verification (blobs, record references) | [`verify`] |
+//! | stat snapshots of layer dirs and their diff | [`snapshot`] |
+//! | read-only build layers: commit, check, restore, capture | [`guard`] |
 //!
 //! ```no_run
 //! use layerize::{Compression, Owner, TarSpec, pipeline};
@@ -33,9 +35,11 @@ pub mod archive;
 pub mod compress;
 pub mod digest;
 pub mod error;
+pub mod guard;
 pub mod layers_dir;
 pub mod normalize;
 pub mod pipeline;
+pub mod snapshot;
 pub mod store;
 pub mod verify;
 
@@ -45,7 +49,12 @@ pub use archive::{
 pub use compress::Compression;
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use guard::{
+    CheckOptions, CheckReport, CommitOptions, CommitOutcome, CommitReport, GuardPaths, LayerChange,
+    Policy, RestoreOptions, RestoreReport, adopt, check, commit, finalize, restore,
+};
 pub use layers_dir::{BuildpackId, Layer, LayerToml, LayerTypes, LayersDir};
 pub use normalize::Owner;
 pub use pipeline::{BlobInfo, LayerBlobs};
-pub use store::{LayerRecord, Store};
+pub use snapshot::{Changes, Snapshot, What};
+pub use store::{Adoption, Deferred, DeltaOf, LayerRecord, Store};

@@ -3,7 +3,11 @@
 //! Layout under the store dir (default `<layers>/.layerize`):
 //! ```text
 //! blobs/sha256/<hex>             blob bytes, named by their digest
-//! records/<escaped-id>/<layer>.json   the layer's record (owner, types, metadata, diffID, blobs)
+//! records/<escaped-id>/<layer>.json   the layer's record (owner, types, metadata, diffID, blobs,
+//!                                     toml digest, snapshot blob); a captured delta is a record
+//!                                     of the modifying buildpack named `<layer>@<owner>.<n>`
+//! adopted/<escaped-id>/<layer>.json   a layer restored from cache: snapshot only, not committed
+//! deferred.json                  layers named with `--defer`, committed by `--finalize`
 //! tmp/                           blobs and records being written
 //! lock                           advisory lock held by a process that changes the store
 //! ```
@@ -43,6 +47,60 @@ pub struct LayerRecord {
     pub files: u64,
     /// Stored blobs of the layer, the uncompressed tar first.
     pub blobs: Vec<BlobInfo>,
+    /// sha256 of the layer toml's bytes at commit time (`None` for a delta).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toml_digest: Option<Digest>,
+    /// Digest of the stat snapshot blob ([`crate::snapshot::Snapshot`]) of the layer dir as
+    /// committed (for a delta: as captured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Digest>,
+    /// In-image path of the layer dir (`/layers/<escaped-id>/<layer>`), the prefix of every
+    /// entry name in its tar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_path: Option<String>,
+    /// Digest of the tar parameters other than the tree (name, ancestors, owner); a commit is
+    /// a cache hit only when they are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_digest: Option<Digest>,
+    /// For a delta captured by `check --policy capture`: the layer it changes. The record's
+    /// `owner` is then the buildpack that made the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_of: Option<DeltaOf>,
+}
+
+/// The layer a captured delta applies to, and its place among that layer's deltas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaOf {
+    /// Owner of the original layer.
+    pub owner: BuildpackId,
+    /// Name of the original layer.
+    pub layer: String,
+    /// 1 for the first delta of that layer, then 2, ...: deltas apply in this order, after the
+    /// original.
+    pub seq: u32,
+}
+
+/// A layer restored from cache, snapshotted at restore time but not committed: its owner may
+/// change it until its own commit; any other buildpack's change is a violation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adoption {
+    /// Owning buildpack (from the layer's path).
+    pub owner: BuildpackId,
+    /// Layer name.
+    pub layer: String,
+    /// sha256 of the layer toml's bytes when it was restored.
+    pub toml_digest: Digest,
+    /// Digest of the stat snapshot blob taken after the restore.
+    pub snapshot: Digest,
+}
+
+/// A layer whose commit waits for `commit --finalize`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Deferred {
+    /// Owning buildpack.
+    pub owner: BuildpackId,
+    /// Layer name.
+    pub layer: String,
 }
 
 impl LayerRecord {
@@ -71,7 +129,7 @@ impl Store {
     /// [`Error::Write`] when its directories cannot be created.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        for dir in ["blobs/sha256", "records", "tmp"] {
+        for dir in ["blobs/sha256", "records", "adopted", "tmp"] {
             let path = root.join(dir);
             fs::create_dir_all(&path).map_err(Error::write(&path))?;
         }
@@ -216,28 +274,99 @@ impl Store {
         self.write_atomic(&path, &json)
     }
 
-    /// Every record in the store, by owner then layer.
+    /// Removes the record of a layer (or delta), if present.
+    ///
+    /// # Errors
+    /// [`Error::Write`].
+    pub fn remove_record(&self, owner: &BuildpackId, layer: &str) -> Result<()> {
+        remove_if_present(&self.record_path(owner, layer))
+    }
+
+    /// The deltas captured for a layer, in the order they apply.
+    ///
+    /// # Errors
+    /// As [`Store::records`].
+    pub fn deltas_of(&self, owner: &BuildpackId, layer: &str) -> Result<Vec<LayerRecord>> {
+        let mut deltas: Vec<LayerRecord> = self
+            .records()?
+            .into_iter()
+            .filter(|r| {
+                r.delta_of
+                    .as_ref()
+                    .is_some_and(|d| &d.owner == owner && d.layer == layer)
+            })
+            .collect();
+        deltas.sort_by_key(|r| r.delta_of.as_ref().map(|d| d.seq));
+        Ok(deltas)
+    }
+
+    fn adoption_path(&self, owner: &BuildpackId, layer: &str) -> PathBuf {
+        self.root
+            .join("adopted")
+            .join(owner.escaped())
+            .join(format!("{layer}.json"))
+    }
+
+    /// Records (atomically) a layer restored from cache.
+    ///
+    /// # Errors
+    /// [`Error::Write`].
+    pub fn put_adoption(&self, adoption: &Adoption) -> Result<()> {
+        let path = self.adoption_path(&adoption.owner, &adoption.layer);
+        let json = serde_json::to_vec_pretty(adoption).expect("adoptions serialize");
+        self.write_atomic(&path, &json)
+    }
+
+    /// Forgets the adoption of a layer (its owner committed it).
+    ///
+    /// # Errors
+    /// [`Error::Write`].
+    pub fn remove_adoption(&self, owner: &BuildpackId, layer: &str) -> Result<()> {
+        remove_if_present(&self.adoption_path(owner, layer))
+    }
+
+    /// Every adopted (restored, not yet committed) layer, by owner then layer.
+    ///
+    /// # Errors
+    /// [`Error::Read`] or [`Error::Invalid`].
+    pub fn adoptions(&self) -> Result<Vec<Adoption>> {
+        let mut all: Vec<Adoption> = read_json_tree(&self.root.join("adopted"))?;
+        all.sort_by(|a, b| (&a.owner, &a.layer).cmp(&(&b.owner, &b.layer)));
+        Ok(all)
+    }
+
+    /// The layers waiting for `commit --finalize`, sorted.
+    ///
+    /// # Errors
+    /// [`Error::Read`] or [`Error::Invalid`].
+    pub fn deferred(&self) -> Result<Vec<Deferred>> {
+        let path = self.root.join("deferred.json");
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| Error::invalid(&path, format!("malformed deferred list: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::Read { path, source: e }),
+        }
+    }
+
+    /// Replaces (atomically) the list of deferred layers.
+    ///
+    /// # Errors
+    /// [`Error::Write`].
+    pub fn set_deferred(&self, deferred: &[Deferred]) -> Result<()> {
+        let mut list = deferred.to_vec();
+        list.sort();
+        list.dedup();
+        let json = serde_json::to_vec_pretty(&list).expect("lists serialize");
+        self.write_atomic(&self.root.join("deferred.json"), &json)
+    }
+
+    /// Every record in the store (layers and deltas), by owner then layer.
     ///
     /// # Errors
     /// [`Error::Read`] or [`Error::Invalid`] for an unreadable or malformed record.
     pub fn records(&self) -> Result<Vec<LayerRecord>> {
-        let dir = self.root.join("records");
-        let mut records = Vec::new();
-        for owner in fs::read_dir(&dir).map_err(Error::read(&dir))? {
-            let owner = owner.map_err(Error::read(&dir))?.path();
-            if !owner.is_dir() {
-                continue;
-            }
-            for entry in fs::read_dir(&owner).map_err(Error::read(&owner))? {
-                let path = entry.map_err(Error::read(&owner))?.path();
-                if path.extension().is_some_and(|e| e == "json") {
-                    let bytes = fs::read(&path).map_err(Error::read(&path))?;
-                    records.push(serde_json::from_slice::<LayerRecord>(&bytes).map_err(|e| {
-                        Error::invalid(&path, format!("malformed layer record: {e}"))
-                    })?);
-                }
-            }
-        }
+        let mut records: Vec<LayerRecord> = read_json_tree(&self.root.join("records"))?;
         records.sort_by(|a, b| (&a.owner, &a.layer).cmp(&(&b.owner, &b.layer)));
         Ok(records)
     }
@@ -305,6 +434,40 @@ impl Write for BlobWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Parses every `<dir>/<owner>/*.json`.
+fn read_json_tree<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<Vec<T>> {
+    let mut all = Vec::new();
+    let owners = match fs::read_dir(dir) {
+        Ok(owners) => owners,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(all),
+        Err(e) => return Err(Error::read(dir)(e)),
+    };
+    for owner in owners {
+        let owner = owner.map_err(Error::read(dir))?.path();
+        if !owner.is_dir() {
+            continue;
+        }
+        for entry in fs::read_dir(&owner).map_err(Error::read(&owner))? {
+            let path = entry.map_err(Error::read(&owner))?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let bytes = fs::read(&path).map_err(Error::read(&path))?;
+                all.push(
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| Error::invalid(&path, format!("malformed record: {e}")))?,
+                );
+            }
+        }
+    }
+    Ok(all)
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::write(path)(e)),
+        _ => Ok(()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Whole-store verification: every blob hashes to its name, every record parses, sits where
-//! its owner and layer say, and names blobs that are present with the recorded sizes, its
-//! uncompressed blob being its diffID.
+//! its owner and layer say, and names blobs that are present with the recorded sizes (its
+//! uncompressed blob being its diffID, its stat snapshot present too); every adoption record
+//! names a snapshot that is present.
 //!
 //! This is the check that a crash (or a kill at any point) left the store consistent: writes
 //! go through a temp file in `tmp/` and a rename (see [`crate::store`]), so a half-written blob
@@ -16,7 +17,7 @@ use serde::Serialize;
 use crate::compress::Compression;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, Result};
-use crate::store::{LayerRecord, Store};
+use crate::store::{Adoption, LayerRecord, Store};
 
 /// Something wrong in a store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -175,26 +176,53 @@ fn verify_blobs(store: &Store, report: &mut VerifyReport) -> Result<()> {
 }
 
 fn verify_records(store: &Store, report: &mut VerifyReport) -> Result<()> {
-    for owner_dir in sorted_entries(&store.root().join("records"))? {
+    for path in json_files(&store.root().join("records"), &mut report.problems)? {
+        report.records += 1;
+        match read_record(&path) {
+            Ok(record) => check_references(store, &path, &record, &mut report.problems),
+            Err(reason) => report.problems.push(Problem::BadRecord { path, reason }),
+        }
+    }
+    for path in json_files(&store.root().join("adopted"), &mut report.problems)? {
+        report.records += 1;
+        let adoption = fs::read(&path)
+            .map_err(|e| format!("cannot read: {e}"))
+            .and_then(|b| {
+                serde_json::from_slice::<Adoption>(&b)
+                    .map_err(|e| format!("malformed adoption record: {e}"))
+            });
+        match adoption {
+            Ok(adoption) => {
+                check_present(store, &path, &adoption.snapshot, None, &mut report.problems)
+            }
+            Err(reason) => report.problems.push(Problem::BadRecord { path, reason }),
+        }
+    }
+    Ok(())
+}
+
+/// The `<dir>/<escaped-id>/*.json` files, sorted; a missing `dir` has none. Anything but a
+/// directory directly in `dir` is a problem.
+fn json_files(dir: &Path, problems: &mut Vec<Problem>) -> Result<Vec<PathBuf>> {
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    for owner_dir in sorted_entries(dir)? {
         if !owner_dir.is_dir() {
-            report.problems.push(Problem::BadRecord {
+            problems.push(Problem::BadRecord {
                 path: owner_dir,
                 reason: "not a buildpack directory of records".into(),
             });
             continue;
         }
-        for path in sorted_entries(&owner_dir)? {
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
-            report.records += 1;
-            match read_record(&path) {
-                Ok(record) => check_references(store, &path, &record, &mut report.problems),
-                Err(reason) => report.problems.push(Problem::BadRecord { path, reason }),
-            }
-        }
+        files.extend(
+            sorted_entries(&owner_dir)?
+                .into_iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "json")),
+        );
     }
-    Ok(())
+    Ok(files)
 }
 
 /// Parses the record at `path` and checks it is where its owner and layer put it.
@@ -216,34 +244,52 @@ fn read_record(path: &Path) -> std::result::Result<LayerRecord, String> {
 }
 
 fn check_references(store: &Store, path: &Path, record: &LayerRecord, out: &mut Vec<Problem>) {
-    let mut problem = |digest: &Digest, reason: String| {
+    let reason = match record.blob(Compression::None) {
+        Some(tar) if tar.digest != record.diff_id || tar.size != record.size => Some(format!(
+            "the uncompressed blob is not the diffID {} ({} bytes)",
+            record.diff_id, record.size
+        )),
+        Some(_) => None,
+        None => Some("no uncompressed blob recorded".into()),
+    };
+    if let Some(reason) = reason {
         out.push(Problem::BadReference {
             path: path.to_path_buf(),
-            digest: digest.clone(),
+            digest: record.diff_id.clone(),
             reason,
         });
-    };
-    match record.blob(Compression::None) {
-        Some(tar) if tar.digest != record.diff_id || tar.size != record.size => problem(
-            &tar.digest,
-            format!(
-                "the uncompressed blob is not the diffID {} ({} bytes)",
-                record.diff_id, record.size
-            ),
-        ),
-        Some(_) => {}
-        None => problem(&record.diff_id, "no uncompressed blob recorded".into()),
     }
     for blob in &record.blobs {
-        match fs::metadata(store.blob_path(&blob.digest)) {
-            Ok(m) if m.len() == blob.size => {}
-            Ok(m) => problem(
-                &blob.digest,
-                format!("recorded size {} but stored size {}", blob.size, m.len()),
-            ),
-            Err(e) => problem(&blob.digest, format!("missing from the store: {e}")),
-        }
+        check_present(store, path, &blob.digest, Some(blob.size), out);
     }
+    if let Some(snapshot) = &record.snapshot {
+        check_present(store, path, snapshot, None, out);
+    }
+}
+
+/// Records a problem unless the blob `digest` named by the record at `path` is in the store
+/// (with `size` bytes, when given).
+fn check_present(
+    store: &Store,
+    path: &Path,
+    digest: &Digest,
+    size: Option<u64>,
+    out: &mut Vec<Problem>,
+) {
+    let reason = match fs::metadata(store.blob_path(digest)) {
+        Ok(m) if size.is_none_or(|size| m.len() == size) => return,
+        Ok(m) => format!(
+            "recorded size {} but stored size {}",
+            size.unwrap_or_default(),
+            m.len()
+        ),
+        Err(e) => format!("missing from the store: {e}"),
+    };
+    out.push(Problem::BadReference {
+        path: path.to_path_buf(),
+        digest: digest.clone(),
+        reason,
+    });
 }
 
 #[cfg(test)]
@@ -274,6 +320,11 @@ mod tests {
             size: blob.size,
             files: 1,
             blobs: vec![blob.clone()],
+            toml_digest: None,
+            snapshot: None,
+            image_path: None,
+            spec_digest: None,
+            delta_of: None,
         }
     }
 

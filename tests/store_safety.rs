@@ -1,7 +1,8 @@
 //! The store under crashes and concurrent writers: a writer killed with SIGKILL at any point
 //! leaves a store that `layerize verify` passes (no half-written blob under its final name) and
 //! a rerun completes; two writers on one store serialize by its lock; a corrupt blob is found
-//! and named. Writers are `layerize tar --store`, the CLI path that writes blobs under the lock.
+//! and named. Writers are `layerize tar --store` (blobs under the lock) and `layerize commit`
+//! (blobs, snapshots and records under the lock).
 
 mod common;
 
@@ -57,6 +58,28 @@ fn verify(store: &Path) -> serde_json::Value {
     summary
 }
 
+/// SIGKILLs 24 writers from `spawn` on `store`: the even ones as soon as a temp file shows up
+/// in `tmp/` (a blob or record being written), the odd ones 0..~70 ms in. After each kill the
+/// store must verify. Returns how many were killed while writing.
+fn kill_repeatedly(store: &Path, spawn: &dyn Fn() -> Child) -> usize {
+    let mut killed_mid_write = 0;
+    for round in 0..24u64 {
+        let mut child = spawn();
+        if round % 2 == 0 {
+            while entries(&store.join("tmp")) == 0 && child.try_wait().unwrap().is_none() {}
+            if child.try_wait().unwrap().is_none() {
+                killed_mid_write += 1;
+            }
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(round * 3));
+        }
+        let _ = child.kill();
+        child.wait().unwrap();
+        verify(store);
+    }
+    killed_mid_write
+}
+
 #[test]
 fn a_writer_killed_at_any_point_leaves_a_store_that_verifies_and_a_rerun_completes() {
     let root = tempfile::tempdir().unwrap();
@@ -64,41 +87,18 @@ fn a_writer_killed_at_any_point_leaves_a_store_that_verifies_and_a_rerun_complet
     make_tree(&tree, 24, 1);
     let expected = &json_lines(&["tar", s(&tree), "--compression", "gzip"])[0];
 
-    let mut killed_mid_write = 0;
-    for round in 0..24u64 {
-        let mut child = spawn_put(&tree, &store);
-        if round % 2 == 0 {
-            // Kill while a blob is being written: as soon as a temp file shows up in tmp/.
-            while entries(&store.join("tmp")) == 0 && child.try_wait().unwrap().is_none() {}
-            if child.try_wait().unwrap().is_none() {
-                killed_mid_write += 1;
-            }
-        } else {
-            // Kill at a point that moves through the run: 0..~70 ms in.
-            std::thread::sleep(std::time::Duration::from_millis(round * 3));
-        }
-        let _ = child.kill();
-        child.wait().unwrap();
-        // Whatever was visible is whole: every blob hashes to its name.
-        verify(&store);
-        // A stored blob is only ever there complete, under its digest.
-        for blob in fs::read_dir(store.join("blobs/sha256"))
-            .into_iter()
-            .flatten()
-        {
-            let name = blob.unwrap().file_name().into_string().unwrap();
-            assert!(
-                [&expected["diff_id"], &expected["digest"]]
-                    .iter()
-                    .any(|d| d.as_str() == Some(&format!("sha256:{name}"))),
-                "unexpected blob {name}"
-            );
-        }
+    let killed = kill_repeatedly(&store, &|| spawn_put(&tree, &store));
+    assert!(killed > 0, "no kill landed while a blob was written");
+    // Only whole blobs ever appeared, under their digests.
+    for blob in fs::read_dir(store.join("blobs/sha256")).unwrap() {
+        let name = blob.unwrap().file_name().into_string().unwrap();
+        assert!(
+            [&expected["diff_id"], &expected["digest"]]
+                .iter()
+                .any(|d| d.as_str() == Some(&format!("sha256:{name}"))),
+            "unexpected blob {name}"
+        );
     }
-    assert!(
-        killed_mid_write > 0,
-        "no kill landed while a blob was written"
-    );
 
     let done = spawn_put(&tree, &store).wait_with_output().unwrap();
     assert!(
@@ -111,6 +111,43 @@ fn a_writer_killed_at_any_point_leaves_a_store_that_verifies_and_a_rerun_complet
     assert_eq!(put["diff_id"], expected["diff_id"]);
     let summary = verify(&store);
     assert_eq!(summary["blobs"], 2);
+}
+
+#[test]
+fn a_commit_killed_at_any_point_leaves_a_store_that_verifies_and_a_rerun_commits() {
+    let root = tempfile::tempdir().unwrap();
+    let (layers, store) = (root.path().join("layers"), root.path().join("store"));
+    for (layer, seed) in [("jdk", 5), ("tools", 6)] {
+        make_tree(&layers.join("example_bp").join(layer), 12, seed);
+        fs::write(
+            layers.join(format!("example_bp/{layer}.toml")),
+            "[types]\nbuild = true\nlaunch = true\n",
+        )
+        .unwrap();
+    }
+    let args = [
+        "commit",
+        "--layers",
+        s(&layers),
+        "--buildpack",
+        "example/bp",
+        "--store",
+        s(&store),
+    ];
+    let spawn = || {
+        layerize()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    assert!(
+        kill_repeatedly(&store, &spawn) > 0,
+        "no kill landed mid-write"
+    );
+    run_layerize(&args, 0);
+    assert_eq!(verify(&store)["records"], 2);
 }
 
 #[test]

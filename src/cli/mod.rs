@@ -1,9 +1,12 @@
 //! Command-line front end: one file per subcommand (its arguments and its `run`), shared
 //! rendering in [`output`]. The library does the work; nothing here decides a layer byte.
 
+mod check;
+mod commit;
 mod extract;
 mod ls;
 mod output;
+mod restore;
 mod tar;
 mod verify;
 
@@ -28,6 +31,12 @@ enum Command {
     Ls(ls::LsArgs),
     /// Check every blob of a store against its digest and every record's blob references.
     Verify(verify::VerifyArgs),
+    /// Commit a buildpack's layers (tar, record, stat snapshot) right after it ran.
+    Commit(commit::CommitArgs),
+    /// Compare committed layers to their snapshots after a buildpack ran.
+    Check(check::CheckArgs),
+    /// Put changed committed layers back to their committed state.
+    Restore(restore::RestoreArgs),
 }
 
 /// Runs the parsed command; the exit code of a run that did not fail.
@@ -37,6 +46,9 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Extract(args) => extract::run(args),
         Command::Ls(args) => ls::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Commit(args) => commit::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Restore(args) => restore::run(args),
     }
     .map(|()| EXIT_OK)
 }

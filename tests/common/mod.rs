@@ -83,3 +83,44 @@ pub fn make_lifecycle_fixture(root: &Path, variant: &str) {
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 test path")
 }
+
+/// One line per entry below `root` (sorted by raw path): type, mode bits, and content digest
+/// or link target — what must survive a tar round trip. Owners and mtimes are left out.
+pub fn tree_manifest(root: &Path) -> Vec<String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let mut lines = Vec::new();
+    for entry in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let rel = entry
+            .path()
+            .strip_prefix(root)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .escape_ascii()
+            .to_string();
+        let meta = entry.path().symlink_metadata().unwrap();
+        let mode = meta.permissions().mode() & 0o7777;
+        let what = if meta.file_type().is_symlink() {
+            format!(
+                "link -> {}",
+                std::fs::read_link(entry.path())
+                    .unwrap()
+                    .as_os_str()
+                    .as_bytes()
+                    .escape_ascii()
+            )
+        } else if meta.is_dir() {
+            format!("dir {mode:o}")
+        } else {
+            format!(
+                "file {mode:o} {:x}",
+                Sha256::digest(std::fs::read(entry.path()).unwrap())
+            )
+        };
+        lines.push(format!("{rel}: {what}"));
+    }
+    lines
+}
