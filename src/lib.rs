@@ -16,6 +16,11 @@
 //! | one pass: tar → diffID + compressed blobs | [`pipeline`] |
 //! | content-addressed store and layer records | [`store`] |
 //! | whole-store verification (blobs, record references) | [`verify`] |
+//! | a layer's committed tar and its compressed blobs | [`layer_blob`] |
+//! | OCI image layout directories | [`oci_layout`] |
+//! | export: committed layers to an OCI image | [`export`] |
+//! | lifecycle's volume cache: save and restore | [`cache`] |
+//! | push to a registry (OCI distribution API) | [`registry`] |
 //! | stat snapshots of layer dirs and their diff | [`snapshot`] |
 //! | read-only build layers: commit, check, restore, capture | [`guard`] |
 //!
@@ -32,13 +37,19 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod blob_file;
+pub mod cache;
 pub mod compress;
 pub mod digest;
 pub mod error;
+pub mod export;
 pub mod guard;
+pub mod layer_blob;
 pub mod layers_dir;
 pub mod normalize;
+pub mod oci_layout;
 pub mod pipeline;
+pub mod registry;
 pub mod snapshot;
 pub mod store;
 pub mod verify;
@@ -49,12 +60,14 @@ pub use archive::{
 pub use compress::Compression;
 pub use digest::Digest;
 pub use error::{Error, Result};
+pub use export::{ExportOptions, ExportReport, export};
 pub use guard::{
     CheckOptions, CheckReport, CommitOptions, CommitOutcome, CommitReport, GuardPaths, LayerChange,
     Policy, RestoreOptions, RestoreReport, adopt, check, commit, finalize, restore,
 };
 pub use layers_dir::{BuildpackId, Layer, LayerToml, LayerTypes, LayersDir};
 pub use normalize::Owner;
+pub use oci_layout::{ImageLayout, LayoutRef};
 pub use pipeline::{BlobInfo, LayerBlobs};
 pub use snapshot::{Changes, Snapshot, What};
 pub use store::{Adoption, Deferred, DeltaOf, LayerRecord, Store};

@@ -1,8 +1,8 @@
 //! The store under crashes and concurrent writers: a writer killed with SIGKILL at any point
 //! leaves a store that `layerize verify` passes (no half-written blob under its final name) and
 //! a rerun completes; two writers on one store serialize by its lock; a corrupt blob is found
-//! and named. Writers are `layerize tar --store` (blobs under the lock) and `layerize commit`
-//! (blobs, snapshots and records under the lock).
+//! and named. Writers are `layerize tar --store` (blobs under the lock), `layerize commit`
+//! (blobs, snapshots and records under the lock) and `layerize cache save` (which commits).
 
 mod common;
 
@@ -148,6 +148,58 @@ fn a_commit_killed_at_any_point_leaves_a_store_that_verifies_and_a_rerun_commits
     );
     run_layerize(&args, 0);
     assert_eq!(verify(&store)["records"], 2);
+}
+
+#[test]
+fn a_cache_save_killed_at_any_point_leaves_a_store_that_verifies_and_a_rerun_saves() {
+    let root = tempfile::tempdir().unwrap();
+    let (layers, cache) = (root.path().join("layers"), root.path().join("cache"));
+    make_tree(&layers.join("example_bp/deps"), 16, 7);
+    fs::write(
+        layers.join("example_bp/deps.toml"),
+        "[types]\ncache = true\nbuild = true\n",
+    )
+    .unwrap();
+    let store = layers.join(".layerize");
+    let args = [
+        "cache",
+        "save",
+        "--layers",
+        s(&layers),
+        "--cache-dir",
+        s(&cache),
+    ];
+    let spawn = || {
+        layerize()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    assert!(
+        kill_repeatedly(&store, &spawn) > 0,
+        "no kill landed mid-write"
+    );
+    run_layerize(&args, 0);
+    assert_eq!(verify(&store)["records"], 1);
+    let restored = root.path().join("restored");
+    fs::create_dir(&restored).unwrap();
+    run_layerize(
+        &[
+            "cache",
+            "restore",
+            "--layers",
+            s(&restored),
+            "--cache-dir",
+            s(&cache),
+        ],
+        0,
+    );
+    assert_eq!(
+        fs::read(restored.join("example_bp/deps/f000")).unwrap(),
+        fs::read(layers.join("example_bp/deps/f000")).unwrap()
+    );
 }
 
 #[test]

@@ -1,11 +1,14 @@
 //! Command-line front end: one file per subcommand (its arguments and its `run`), shared
 //! rendering in [`output`]. The library does the work; nothing here decides a layer byte.
 
+mod cache;
 mod check;
 mod commit;
+mod export;
 mod extract;
 mod ls;
 mod output;
+mod push;
 mod restore;
 mod tar;
 mod verify;
@@ -31,6 +34,12 @@ enum Command {
     Ls(ls::LsArgs),
     /// Check every blob of a store against its digest and every record's blob references.
     Verify(verify::VerifyArgs),
+    /// Write an OCI image: run image layers, launch layers in group order, the app dir.
+    Export(export::ExportArgs),
+    /// Save or restore lifecycle's volume cache (cache = true layers).
+    Cache(cache::CacheArgs),
+    /// Push an image of an OCI layout to a registry (OCI distribution API).
+    Push(push::PushArgs),
     /// Commit a buildpack's layers (tar, record, stat snapshot) right after it ran.
     Commit(commit::CommitArgs),
     /// Compare committed layers to their snapshots after a buildpack ran.
@@ -46,6 +55,9 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Extract(args) => extract::run(args),
         Command::Ls(args) => ls::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Export(args) => export::run(args),
+        Command::Cache(args) => cache::run(args),
+        Command::Push(args) => push::run(args),
         Command::Commit(args) => commit::run(args),
         Command::Check(args) => check::run(args),
         Command::Restore(args) => restore::run(args),

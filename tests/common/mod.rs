@@ -84,6 +84,8 @@ pub fn s(path: &Path) -> &str {
     path.to_str().expect("utf-8 test path")
 }
 
+pub mod cnb;
+
 /// One line per entry below `root` (sorted by raw path): type, mode bits, and content digest
 /// or link target — what must survive a tar round trip. Owners and mtimes are left out.
 pub fn tree_manifest(root: &Path) -> Vec<String> {

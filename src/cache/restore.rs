@@ -1,0 +1,171 @@
+//! Restore: each cached layer back under its owner's path with its toml, then adopted
+//! ([`guard::adopt`]): its stat snapshot is taken right after the restore, so a change by any
+//! buildpack but its owner is caught by `check` (ownership is counted after restore).
+//!
+//! # Security
+//! The cache is input. Each tar is extracted with [`crate::extract`] (no escapes, no writes
+//! through symlinks) into a fresh temp dir inside the layers dir, while its bytes are hashed;
+//! only when the whole file matched its diffID is `<tmp>/layers/<escaped-id>/<layer>` renamed
+//! into place, so a corrupted or truncated tar leaves nothing behind. Names from the metadata
+//! are checked (valid buildpack id, a plain layer name) before any path is built from them.
+//! Every failure of one layer is a warning and that layer is skipped: a cache never fails a
+//! build.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::VolumeCache;
+use crate::archive::{ExtractOptions, extract};
+use crate::digest::{Digest, VerifyingReader};
+use crate::error::{Error, Result};
+use crate::export::metadata::LayerMetadata;
+use crate::guard::{self, GuardPaths};
+use crate::layers_dir::{BuildpackId, LayersDir};
+use crate::normalize::DEFAULT_LAYERS_ROOT;
+
+/// One layer put back.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoredLayer {
+    /// `<buildpack>:<layer>`.
+    pub name: String,
+    /// Its diffID; `None` for a metadata-only layer.
+    pub diff_id: Option<Digest>,
+    /// Entries extracted.
+    pub entries: u64,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    /// Layers put back.
+    pub layers: Vec<RestoredLayer>,
+    /// Layers skipped, and why.
+    pub warnings: Vec<String>,
+}
+
+/// Restores every cached layer of the volume cache at `cache_dir` into `layers`.
+///
+/// # Errors
+/// Only for the layers dir or its store ([`Error::Write`]); everything wrong with the cache is
+/// a warning in the report.
+pub fn restore(layers: &Path, cache_dir: &Path) -> Result<RestoreReport> {
+    fs::create_dir_all(layers).map_err(Error::write(layers))?;
+    let layers = LayersDir::open(layers)?;
+    let mut report = RestoreReport {
+        layers: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let cache = VolumeCache::open(cache_dir)?;
+    let metadata = match cache.metadata() {
+        Ok(metadata) => metadata,
+        Err(e) => {
+            report.warnings.push(e.to_string());
+            return Ok(report);
+        }
+    };
+    for bp in &metadata.buildpacks {
+        for (name, meta) in &bp.layers {
+            if !meta.cache {
+                continue;
+            }
+            match restore_layer(&layers, &cache, &bp.key, name, meta) {
+                Ok(restored) => report.layers.push(restored),
+                Err(e) => report
+                    .warnings
+                    .push(format!("{}:{name}: not restored: {e}", bp.key)),
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn restore_layer(
+    layers: &LayersDir,
+    cache: &VolumeCache,
+    key: &str,
+    name: &str,
+    meta: &LayerMetadata,
+) -> Result<RestoredLayer> {
+    let meta_path = cache.committed().join(super::CACHE_METADATA_FILE);
+    let id = BuildpackId::new(key).map_err(|reason| Error::invalid(&meta_path, reason))?;
+    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+        return Err(Error::invalid(
+            &meta_path,
+            format!("bad layer name {name:?}"),
+        ));
+    }
+    let bp_dir = layers.buildpack_dir(&id);
+    fs::create_dir_all(&bp_dir).map_err(Error::write(&bp_dir))?;
+    let mut restored = RestoredLayer {
+        name: format!("{id}:{name}"),
+        diff_id: None,
+        entries: 0,
+    };
+    if !meta.sha.is_empty() {
+        let diff_id: Digest = meta
+            .sha
+            .parse()
+            .map_err(|reason: String| Error::invalid(&meta_path, reason))?;
+        let tar = cache.committed_tar(&diff_id);
+        let temp = tempfile::Builder::new()
+            .prefix(".layerize-restore-")
+            .tempdir_in(layers.root())
+            .map_err(Error::write(layers.root()))?;
+        let mut reader = VerifyingReader::new(
+            File::open(&tar).map_err(Error::read(&tar))?,
+            diff_id.clone(),
+        );
+        let summary = extract(&tar, &mut reader, temp.path(), ExtractOptions::default())?;
+        io::copy(&mut reader, &mut io::sink()).map_err(Error::read(&tar))?;
+        let in_image = format!("{DEFAULT_LAYERS_ROOT}/{}/{name}", id.escaped());
+        let extracted = temp.path().join(in_image.trim_start_matches('/'));
+        if !fs::symlink_metadata(&extracted).is_ok_and(|m| m.is_dir()) {
+            return Err(Error::invalid(
+                &tar,
+                format!("holds no directory {in_image}"),
+            ));
+        }
+        let dest = bp_dir.join(name);
+        if fs::symlink_metadata(&dest).is_ok() {
+            fs::remove_dir_all(&dest).map_err(Error::write(&dest))?;
+        }
+        fs::rename(&extracted, &dest).map_err(Error::write(&dest))?;
+        restored.diff_id = Some(diff_id);
+        restored.entries = summary.entries;
+    }
+    write_toml(&bp_dir.join(format!("{name}.toml")), meta)?;
+    if restored.diff_id.is_some() {
+        // Ownership counted from here: only `id` may change the layer until its own commit.
+        guard::adopt(layers, &id, name, &GuardPaths::default())?;
+    }
+    Ok(restored)
+}
+
+/// `<layer>.toml` with `[types]` and `[metadata]` from the cache metadata, atomically.
+fn write_toml(path: &Path, meta: &LayerMetadata) -> Result<()> {
+    let data = match &meta.data {
+        serde_json::Value::Null => toml::Table::new(),
+        value => toml::Table::try_from(value)
+            .map_err(|e| Error::invalid(path, format!("metadata is not a TOML table: {e}")))?,
+    };
+    let mut table = toml::Table::new();
+    table.insert(
+        "types".into(),
+        toml::Value::try_from(meta.types()).expect("types serialize"),
+    );
+    table.insert("metadata".into(), toml::Value::Table(data));
+    let dir = path.parent().expect("toml paths have a parent");
+    let temp = tempfile::Builder::new()
+        .prefix(".layerize-")
+        .tempfile_in(dir)
+        .map_err(Error::write(dir))?;
+    fs::write(temp.path(), table.to_string()).map_err(Error::write(path))?;
+    temp.persist(path).map_err(|e| Error::Write {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
