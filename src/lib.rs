@@ -15,6 +15,7 @@
 //! | gzip / zstd, deterministic | [`compress`] |
 //! | one pass: tar → diffID + compressed blobs | [`pipeline`] |
 //! | content-addressed store and layer records | [`store`] |
+//! | whole-store verification (blobs, record references) | [`verify`] |
 //! | a layer's committed tar and its compressed blobs | [`layer_blob`] |
 //! | OCI image layout directories | [`oci_layout`] |
 //! | export: committed layers to an OCI image | [`export`] |
@@ -53,6 +54,7 @@ pub mod pipeline;
 pub mod registry;
 pub mod snapshot;
 pub mod store;
+pub mod verify;
 
 pub use archive::{
     Ancestor, ExtractOptions, ExtractSummary, Skipped, TarSpec, TarSummary, extract, write_tar,

@@ -157,6 +157,25 @@ impl Store {
         Ok(StoreLock { _file: file })
     }
 
+    /// Takes the store's lock if no other process holds it; `None` when one does.
+    ///
+    /// # Errors
+    /// [`Error::Write`] when the lock file cannot be opened or locked.
+    pub fn try_lock(&self) -> Result<Option<StoreLock>> {
+        let path = self.root.join("lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::write(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(StoreLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(Error::Write { path, source: e }),
+        }
+    }
+
     /// Where the blob with `digest` lives.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.hex())

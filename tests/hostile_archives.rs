@@ -103,11 +103,14 @@ fn compress(compression: Compression, bytes: &[u8]) -> Vec<u8> {
 
 const ALL: &[Compression] = &[Compression::None, Compression::Gzip, Compression::Zstd];
 
+/// Makes an archive's bytes, given the sandbox root (for absolute names).
+type MakeTar = Box<dyn Fn(&Path) -> Vec<u8>>;
+
 /// A hostile archive: its bytes (given the sandbox root, for absolute names), the extra
 /// arguments, and the reason the error must give.
 struct Case {
     name: &'static str,
-    tar: Box<dyn Fn(&Path) -> Vec<u8>>,
+    tar: MakeTar,
     args: &'static [&'static str],
     reason: &'static str,
 }
@@ -518,4 +521,76 @@ fn whiteouts_delete_what_the_target_held_before_and_nothing_else() {
     left.sort();
     assert_eq!(left, ["dir", "dir/new"]);
     sandbox.assert_nothing_escaped("whiteouts");
+}
+
+#[test]
+fn a_hostile_tar_in_the_cache_is_skipped_by_cache_restore_and_nothing_escapes() {
+    let sandbox = Sandbox::new();
+    let layers = sandbox.target().join("layers");
+    fs::create_dir_all(layers.join("example_bp/deps")).unwrap();
+    fs::write(layers.join("example_bp/deps/f"), b"cached").unwrap();
+    fs::write(
+        layers.join("example_bp/deps.toml"),
+        "[types]\ncache = true\n",
+    )
+    .unwrap();
+    let cache = sandbox.target().join("cache");
+    run_layerize(
+        &[
+            "cache",
+            "save",
+            "--layers",
+            s(&layers),
+            "--cache-dir",
+            s(&cache),
+        ],
+        0,
+    );
+    // Replace the saved tar (a cache volume is untrusted) with one escaping through a symlink.
+    let committed = cache.join("committed");
+    let tar = fs::read_dir(&committed)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let hostile = RawTar::new()
+        .link(
+            SYMLINK,
+            b"/layers/example_bp/deps/esc",
+            b"../../../../../outside",
+        )
+        .file(b"/layers/example_bp/deps/esc/pwned", b"x")
+        .finish();
+    fs::write(&tar, hostile).unwrap();
+    let restored = sandbox.target().join("restored");
+    fs::create_dir_all(&restored).unwrap();
+    let out = common::layerize()
+        .args([
+            "cache",
+            "restore",
+            "--layers",
+            s(&restored),
+            "--cache-dir",
+            s(&cache),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is a symlink: refusing to write through it"),
+        "{stderr}"
+    );
+    assert!(!restored.join("example_bp/deps/esc").exists());
+    let leftovers: Vec<_> = walkdir::WalkDir::new(&restored)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".layerize-restore-")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    sandbox.assert_nothing_escaped("cache restore");
 }

@@ -110,14 +110,15 @@ pub fn extract(
         let mut tar = tar::Archive::new(&mut counted);
         for entry in tar.entries().map_err(corrupt)? {
             let entry = entry.map_err(corrupt)?;
-            end = entry.raw_file_position() + entry.size().div_ceil(BLOCK) * BLOCK;
+            let padded = entry.size().div_ceil(BLOCK).saturating_mul(BLOCK);
+            end = entry.raw_file_position().saturating_add(padded);
             state.entry(entry)?;
         }
     }
     if counted.bytes == 0 {
         return Err(Error::invalid(archive, "empty file: not a tar archive"));
     }
-    if counted.bytes < end + BLOCK {
+    if counted.bytes < end.saturating_add(BLOCK) {
         return Err(Error::invalid(
             archive,
             "truncated archive: no end-of-archive marker after the last entry",

@@ -12,6 +12,7 @@ mod output;
 mod push;
 mod restore;
 mod tar;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use layerize::error::{EXIT_OK, EXIT_USAGE, Result};
@@ -32,6 +33,8 @@ enum Command {
     Extract(extract::ExtractArgs),
     /// List the layers of a CNB layers directory.
     Ls(ls::LsArgs),
+    /// Check every blob of a store against its digest and every record's blob references.
+    Verify(verify::VerifyArgs),
     /// Write an OCI image: run image layers, launch layers in group order, the app dir.
     Export(export::ExportArgs),
     /// Save or restore lifecycle's volume cache (cache = true layers).
@@ -54,6 +57,7 @@ fn dispatch(command: Command) -> Result<i32> {
         Command::Tar(args) => tar::run(args).map(|()| EXIT_OK),
         Command::Extract(args) => extract::run(args).map(|()| EXIT_OK),
         Command::Ls(args) => ls::run(args).map(|()| EXIT_OK),
+        Command::Verify(args) => verify::run(args).map(|()| EXIT_OK),
         Command::Export(args) => export::run(args).map(|()| EXIT_OK),
         Command::Cache(args) => cache::run(args).map(|()| EXIT_OK),
         Command::Push(args) => push::run(args).map(|()| EXIT_OK),

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use layerize::error::{Error, Result};
-use layerize::{Compression, Owner, TarSpec, pipeline};
+use layerize::store::StoreLock;
+use layerize::{Compression, Owner, Store, TarSpec, pipeline};
 use serde_json::json;
 
 use super::output::{self, OutputArgs, Progress};
@@ -30,8 +31,12 @@ pub struct TarArgs {
     #[arg(long, value_enum, default_value_t = Compression::None)]
     pub compression: Compression,
     /// Where to write the blob; without it only digests are computed.
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "store")]
     pub output: Option<PathBuf>,
+    /// Put the blobs (the plain tar and the --compression one) into this content-addressed
+    /// store instead, holding its lock.
+    #[arg(long)]
+    pub store: Option<PathBuf>,
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -56,8 +61,16 @@ pub fn run(args: TarArgs) -> Result<()> {
         None => TarSpec::relative(&args.dir, owner),
     };
     let bar = output::bytes_progress("layerizing");
-    let (blobs, temp) = match &args.output {
-        Some(path) => {
+    let (blobs, temp) = match (&args.output, &args.store) {
+        (_, Some(root)) => {
+            let store = Store::open(root)?;
+            let _lock = lock_store(&store)?;
+            let blobs = store
+                .put_layer(&spec, &[args.compression], &mut |_| {})
+                .map_err(|e| name_output(e, &store.root().join("tmp")))?;
+            (blobs, None)
+        }
+        (Some(path), None) => {
             let dir = path
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
@@ -72,7 +85,8 @@ pub fn run(args: TarArgs) -> Result<()> {
                 inner: file,
                 bar: bar.clone(),
             });
-            let (blobs, mut writers) = pipeline::layerize(&spec, vec![(args.compression, writer)])?;
+            let (blobs, mut writers) = pipeline::layerize(&spec, vec![(args.compression, writer)])
+                .map_err(|e| name_output(e, path))?;
             writers
                 .pop()
                 .expect("one output")
@@ -80,7 +94,7 @@ pub fn run(args: TarArgs) -> Result<()> {
                 .map_err(Error::write(path))?;
             (blobs, Some(temp))
         }
-        None => {
+        (None, None) => {
             let writer: Box<dyn Write> = Box::new(Progress {
                 inner: io::sink(),
                 bar: bar.clone(),
@@ -106,7 +120,11 @@ pub fn run(args: TarArgs) -> Result<()> {
             skipped.kind
         ));
     }
-    let blob = &blobs.blobs[0];
+    let blob = blobs
+        .blobs
+        .iter()
+        .find(|b| b.compression == args.compression)
+        .expect("a blob in the requested compression");
     if args.out.json {
         output::json_line(&json!({
             "diff_id": blobs.diff_id,
@@ -127,6 +145,32 @@ pub fn run(args: TarArgs) -> Result<()> {
         if let Some(path) = &args.output {
             println!("written to  {}", path.display());
         }
+        if let Some(store) = &args.store {
+            println!("stored in   {}", store.display());
+        }
     }
     Ok(())
+}
+
+/// Takes the store's lock, saying on stderr when it has to wait for another process.
+fn lock_store(store: &Store) -> Result<StoreLock> {
+    if let Some(lock) = store.try_lock()? {
+        return Ok(lock);
+    }
+    output::warn(format_args!(
+        "waiting for the lock of store {} (held by another process)",
+        store.root().display()
+    ));
+    store.lock()
+}
+
+/// Names the file behind the pipeline's `<output>` in a write error.
+fn name_output(error: Error, path: &Path) -> Error {
+    match error {
+        Error::Write { path: p, source } if p == Path::new("<output>") => Error::Write {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => other,
+    }
 }
