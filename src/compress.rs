@@ -18,6 +18,10 @@ pub const GZIP_LEVEL: u32 = 6;
 /// zstd compression level.
 pub const ZSTD_LEVEL: i32 = 3;
 
+/// Bytes per libzstd job: half its default at level 3, so that libzstd's buffers (a few jobs
+/// per worker) keep peak memory under 64 MiB on two cores, at no measurable cost in size.
+const ZSTD_JOB: u32 = 4 << 20;
+
 /// How a layer blob is compressed.
 #[derive(
     Debug,
@@ -97,6 +101,7 @@ impl Compression {
             Compression::Zstd => {
                 let mut encoder = zstd::Encoder::new(inner, ZSTD_LEVEL)?;
                 encoder.multithread(threads as u32)?;
+                encoder.set_parameter(zstd::zstd_safe::CParameter::JobSize(ZSTD_JOB))?;
                 Encoder::Zstd(encoder)
             }
         })
@@ -215,7 +220,7 @@ mod tests {
 
     #[test]
     fn zstd_bytes_do_not_depend_on_the_thread_count() {
-        // Several of libzstd's jobs (8 MiB at level 3), so that workers really split the work.
+        // Several of libzstd's jobs, so that workers really split the work.
         let data: Vec<u8> = (0..24u32 << 20)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 27) as u8 ^ (i >> 12) as u8)
             .collect();

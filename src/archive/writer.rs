@@ -191,6 +191,12 @@ pub fn write_tar_observed<W: Write>(
         .sort_by_file_name()
         .min_depth(if spec.name.is_some() { 0 } else { 1 });
     let mut name = Vec::new();
+    // Directories open along the walk, by depth: files are opened relative to their parent,
+    // so the kernel resolves one name per file, not the whole path.
+    let mut dirs: Vec<File> = Vec::new();
+    if spec.name.is_none() {
+        dirs.push(File::open(&spec.dir).map_err(Error::read(&spec.dir))?);
+    }
     for entry in walk {
         let entry = entry.map_err(|e| {
             let path = e.path().unwrap_or(&spec.dir).to_path_buf();
@@ -200,17 +206,33 @@ pub fn write_tar_observed<W: Write>(
             }
         })?;
         let path = entry.path();
-        let metadata = entry.metadata().map_err(|e| Error::Read {
-            path: path.to_path_buf(),
-            source: e.into(),
-        })?;
+        // A regular file is stat'ed through the descriptor it is read from: what is recorded
+        // is what is read.
+        let (metadata, file) = if entry.file_type().is_file() && entry.depth() > 0 {
+            let parent = &dirs[entry.depth() - 1];
+            let file = open_in(parent, entry.file_name(), path)?;
+            (file.metadata().map_err(Error::read(path))?, Some(file))
+        } else {
+            let metadata = entry.metadata().map_err(|e| Error::Read {
+                path: path.to_path_buf(),
+                source: e.into(),
+            })?;
+            (metadata, None)
+        };
         entry_name(spec, path, &mut name);
         let file_type = metadata.file_type();
         let mut link_target = Vec::new();
         let entry_type = if file_type.is_dir() {
+            dirs.truncate(entry.depth());
+            dirs.push(File::open(path).map_err(Error::read(path))?);
             EntryType::Dir
         } else if file_type.is_file() {
             EntryType::File(metadata.len())
+        } else if file.is_some() {
+            return Err(Error::Changed {
+                path: path.to_path_buf(),
+                what: "replaced by another file".to_owned(),
+            });
         } else if file_type.is_symlink() {
             link_target = std::fs::read_link(path)
                 .map_err(Error::read(path))?
@@ -243,7 +265,12 @@ pub fn write_tar_observed<W: Write>(
         out.write_all(&block).map_err(out_err)?;
         let mut content = None;
         if let EntryType::File(size) = entry_type {
+            let file = match file {
+                Some(file) => file,
+                None => open_same(path, &metadata)?,
+            };
             content = copy_file(
+                file,
                 path,
                 &metadata,
                 size,
@@ -300,9 +327,37 @@ fn entry_name(spec: &TarSpec, path: &Path, name: &mut Vec<u8>) {
     name.extend_from_slice(relative);
 }
 
-/// Copies exactly `size` bytes of `path` and the block padding, failing if the file is not the
-/// one that was stat'ed or changes while read; returns the content digest when `hash` is set.
+/// Opens the regular file `name` of the directory `dir` for reading, without following a
+/// symlink and without blocking should it have become a fifo; `path` names it in errors.
+fn open_in(dir: &File, name: &std::ffi::OsStr, path: &Path) -> Result<File> {
+    use rustix::fs::{Mode, OFlags, openat};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    openat(dir, name, flags, Mode::empty())
+        .map(File::from)
+        .map_err(|e| Error::Read {
+            path: path.to_path_buf(),
+            source: e.into(),
+        })
+}
+
+/// Opens `path`, failing unless it is still the file stat'ed as `before`.
+fn open_same(path: &Path, before: &Metadata) -> Result<File> {
+    let file = File::open(path).map_err(Error::read(path))?;
+    let opened = file.metadata().map_err(Error::read(path))?;
+    if opened.ino() != before.ino() || opened.dev() != before.dev() {
+        return Err(Error::Changed {
+            path: path.to_path_buf(),
+            what: "replaced by another file".to_owned(),
+        });
+    }
+    Ok(file)
+}
+
+/// Copies exactly `size` bytes of `file` (at `path`, stat'ed as `before`) and the block
+/// padding, failing if it changes while read; returns the content digest when `hash` is set.
+/// A file that grows is caught by the size check after the copy, so no read past `size`.
 fn copy_file<W: Write>(
+    mut file: File,
     path: &Path,
     before: &Metadata,
     size: u64,
@@ -318,11 +373,6 @@ fn copy_file<W: Write>(
         path: PathBuf::from("<output>"),
         source: e,
     };
-    let mut file = File::open(path).map_err(Error::read(path))?;
-    let opened = file.metadata().map_err(Error::read(path))?;
-    if opened.ino() != before.ino() || opened.dev() != before.dev() {
-        return Err(changed("replaced by another file"));
-    }
     let mut hasher = hash.then(Sha256::new);
     let mut left = size;
     while left > 0 {
@@ -337,10 +387,10 @@ fn copy_file<W: Write>(
         }
         left -= n as u64;
     }
-    if file.read(&mut buffer[..1]).map_err(Error::read(path))? != 0 {
+    let after = file.metadata().map_err(Error::read(path))?;
+    if after.len() > size {
         return Err(changed("grew"));
     }
-    let after = file.metadata().map_err(Error::read(path))?;
     if after.len() != size
         || after.mtime() != before.mtime()
         || after.mtime_nsec() != before.mtime_nsec()
