@@ -82,9 +82,11 @@ pub fn layerize_observed<W: Write>(
             Compression::None => Sink::Plain(writer),
             _ => Sink::Compressed(
                 compression,
-                compression
-                    .encoder(HashingWriter::new(writer))
-                    .map_err(output_error)?,
+                Box::new(
+                    compression
+                        .encoder(HashingWriter::new(writer))
+                        .map_err(output_error)?,
+                ),
             ),
         });
     }
@@ -201,8 +203,8 @@ fn hash_chunks(queue: Receiver<Vec<u8>>, recycle: mpsc::Sender<Vec<u8>>) -> (Dig
 enum Sink<W: Write> {
     /// The tar itself: its digest is the diffID, computed once on the hashing thread.
     Plain(W),
-    /// A compressor hashing its output.
-    Compressed(Compression, Encoder<HashingWriter<W>>),
+    /// A compressor hashing its output (boxed: a compressor's state is large).
+    Compressed(Compression, Box<Encoder<HashingWriter<W>>>),
 }
 
 /// The tar stream as the writer produces it, cut into chunks for the outputs and the hasher.
