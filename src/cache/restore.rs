@@ -18,6 +18,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde::Serialize;
@@ -212,6 +213,9 @@ fn write_toml(path: &Path, meta: &LayerMetadata) -> Result<()> {
         .tempfile_in(dir)
         .map_err(Error::write(dir))?;
     fs::write(temp.path(), table.to_string()).map_err(Error::write(path))?;
+    // A toml a buildpack writes is 0644 under the usual umask, not the temp file's 0600.
+    fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644))
+        .map_err(Error::write(path))?;
     temp.persist(path).map_err(|e| Error::Write {
         path: path.to_path_buf(),
         source: e.error,
