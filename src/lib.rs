@@ -73,4 +73,4 @@ pub use normalize::Owner;
 pub use oci_layout::{ImageLayout, LayoutRef};
 pub use pipeline::{BlobInfo, LayerBlobs};
 pub use snapshot::{Changes, Snapshot, What};
-pub use store::{Adoption, Deferred, DeltaOf, LayerRecord, Store};
+pub use store::{AdoptedTar, Adoption, Deferred, DeltaOf, LayerRecord, Store};

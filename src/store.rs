@@ -92,6 +92,22 @@ pub struct Adoption {
     pub toml_digest: Digest,
     /// Digest of the stat snapshot blob taken after the restore.
     pub snapshot: Digest,
+    /// The cached tar the layer was extracted from, stored as a blob, when the owner's commit
+    /// may take it as the layer's tar without re-tarring (see [`crate::guard::adopt`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<AdoptedTar>,
+}
+
+/// A cached tar kept in the store for the owner's commit of a layer restored from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdoptedTar {
+    /// diffID of the tar, also its blob's name in the store.
+    pub diff_id: Digest,
+    /// Size of the tar.
+    pub size: u64,
+    /// Digest of the tar parameters ([`LayerRecord::spec_digest`]) the tar was written with:
+    /// the commit takes the tar only when its own parameters give the same digest.
+    pub spec_digest: Digest,
 }
 
 /// A layer whose commit waits for `commit --finalize`.
@@ -323,6 +339,21 @@ impl Store {
     /// [`Error::Write`].
     pub fn remove_adoption(&self, owner: &BuildpackId, layer: &str) -> Result<()> {
         remove_if_present(&self.adoption_path(owner, layer))
+    }
+
+    /// The adoption of a layer, if there is one.
+    ///
+    /// # Errors
+    /// [`Error::Read`], or [`Error::Invalid`] for an adoption that does not parse.
+    pub fn adoption(&self, owner: &BuildpackId, layer: &str) -> Result<Option<Adoption>> {
+        let path = self.adoption_path(owner, layer);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| Error::invalid(&path, format!("malformed adoption: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::read(&path)(e)),
+        }
     }
 
     /// Every adopted (restored, not yet committed) layer, by owner then layer.

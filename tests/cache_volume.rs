@@ -208,3 +208,113 @@ fn a_flipped_byte_or_a_truncated_tar_is_reported_and_the_layer_skipped() {
         .collect();
     assert!(entries.is_empty(), "temp dirs removed: {entries:?}");
 }
+
+/// `layerize commit` of example/jdk's layers with the save's tar owner, as `nobody` when
+/// `nobody` is set; the JSON line of each layer, by layer name.
+fn commit_jdk(layers: &Path, nobody: bool) -> Vec<serde_json::Value> {
+    let bin = env!("CARGO_BIN_EXE_layerize");
+    let mut command = if nobody {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin]);
+        c
+    } else {
+        std::process::Command::new(bin)
+    };
+    let out = command
+        .args([
+            "commit",
+            "--layers",
+            s(layers),
+            "--buildpack",
+            "example/jdk",
+        ])
+        .args(["--uid", "1000", "--gid", "1000", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let mut lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    lines.sort_by_key(|l| l["layer"].as_str().unwrap().to_owned());
+    lines
+}
+
+#[test]
+fn the_owners_commit_of_a_restored_layer_is_a_hit_without_reading_it_unless_it_changed_it() {
+    assert_eq!(sh("id -u").trim(), "0", "needs root to commit as nobody");
+    require_tool("setpriv");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    make_build(root);
+    let layers = root.join("layers");
+    // Root-only content: a commit as nobody that read it would fail.
+    sh(&format!(
+        "printf secret > {l}/example_jdk/jdk/lib/private && chmod 0600 {l}/example_jdk/jdk/lib/private",
+        l = layers.display()
+    ));
+    let saved = save(root);
+    let sha = |name: &str| {
+        saved["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .unwrap()["diff_id"]
+            .clone()
+    };
+    assert!(
+        root.join("cache/committed/io.layerize.cache.specs")
+            .is_file()
+    );
+
+    std::fs::remove_dir_all(&layers).unwrap();
+    let (report, stderr) = restore(root);
+    assert!(
+        report["warnings"].as_array().unwrap().is_empty(),
+        "{stderr}"
+    );
+    sh(&format!(
+        "chmod 0755 {r} && chmod -R a+rwX {r}/layers/.layerize",
+        r = root.display()
+    ));
+    let hits = commit_jdk(&layers, true);
+    let got: Vec<_> = hits
+        .iter()
+        .map(|l| {
+            (
+                l["layer"].clone(),
+                l["outcome"].clone(),
+                l["diff_id"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "cache-only".into(),
+                "cache-hit".into(),
+                sha("example/jdk:cache-only")
+            ),
+            ("jdk".into(), "cache-hit".into(), sha("example/jdk:jdk")),
+        ]
+    );
+    let again = commit_jdk(&layers, true);
+    assert_eq!(again, hits, "the promoted record is an ordinary record");
+
+    // The owner changes a restored layer before its commit: re-tarred, a new diffID.
+    std::fs::remove_dir_all(&layers).unwrap();
+    restore(root);
+    std::fs::write(
+        layers.join("example_jdk/jdk/bin/java"),
+        "#!/bin/sh\necho 22\n",
+    )
+    .unwrap();
+    let changed = commit_jdk(&layers, false);
+    assert_eq!(changed[0]["outcome"], "cache-hit");
+    assert_eq!(changed[1]["outcome"], "committed");
+    assert_ne!(changed[1]["diff_id"], sha("example/jdk:jdk"));
+    assert_eq!(changed[1]["files"], hits[1]["files"]);
+}

@@ -25,7 +25,7 @@ fn an_adopted_layer_may_change_by_its_owner_but_not_by_another_buildpack() {
     let layers = setup(tmp.path());
     let owner = id("example/runtime");
     let rt = layers.buildpack_dir(&owner).join("rt");
-    guard::adopt(&layers, &owner, "rt", &GuardPaths::default()).unwrap();
+    guard::adopt(&layers, &owner, "rt", &GuardPaths::default(), None).unwrap();
 
     // The owner runs and changes its restored layer: not a violation.
     std::fs::write(rt.join("a.c"), "changed by its owner").unwrap();

@@ -4,6 +4,7 @@
 //! ```text
 //! <dir>/committed/sha256:<hex>.tar                      uncompressed layer tar, named by diffID
 //! <dir>/committed/io.buildpacks.lifecycle.cache.metadata  {"buildpacks":[{key, version, layers}]}
+//! <dir>/committed/io.layerize.cache.specs                 layerize's own: how each tar was written
 //! <dir>/staging/                                         the next cache, being written
 //! ```
 //! A save first commits each buildpack (a cache hit for an unchanged layer, see
@@ -16,6 +17,7 @@
 //! Failures to read a cache never fail a build: [`restore`] reports them as warnings.
 
 mod restore;
+mod specs;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -35,6 +37,7 @@ use crate::oci_layout::canonical_json;
 use crate::store::Store;
 
 pub use restore::{RestoreReport, RestoredLayer, restore};
+pub use specs::{CacheSpecs, CachedSpec, SPECS_FILE};
 
 /// A volume cache directory.
 #[derive(Debug, Clone)]
@@ -136,6 +139,7 @@ pub fn save(
     let staging = cache.staging();
     fs::create_dir_all(&staging).map_err(Error::write(&staging))?;
     let mut metadata = CacheMetadata::default();
+    let mut specs = CacheSpecs::default();
     let mut saved = Vec::new();
     let mut all_reused = true;
     for entry in order {
@@ -172,6 +176,13 @@ pub fn save(
                     blob_file::copy_verified(&src, store.open_blob(&id)?, &dest)?;
                     "copied"
                 };
+                if let Some(spec_digest) = committed.record.spec_digest {
+                    let spec = CachedSpec {
+                        diff_id: id.clone(),
+                        spec_digest,
+                    };
+                    specs.layers.insert(layer.key(), spec);
+                }
                 meta.sha = id.to_string();
                 diff_id = Some(id);
             }
@@ -187,13 +198,19 @@ pub fn save(
         }
     }
     let bytes = canonical_json(&metadata);
+    let spec_bytes = canonical_json(&specs);
+    let same = |name: &str, bytes: &[u8]| {
+        fs::read(cache.committed().join(name)).is_ok_and(|old| old == bytes)
+    };
     let unchanged = all_reused
-        && fs::read(cache.committed().join(CACHE_METADATA_FILE)).is_ok_and(|old| old == bytes)
-        && committed_entries(&cache)? == saved.iter().filter(|l| l.diff_id.is_some()).count() + 1;
+        && same(CACHE_METADATA_FILE, &bytes)
+        && same(SPECS_FILE, &spec_bytes)
+        && committed_entries(&cache)? == saved.iter().filter(|l| l.diff_id.is_some()).count() + 2;
     if unchanged {
         fs::remove_dir_all(&staging).map_err(Error::write(&staging))?;
     } else {
         write_file(&staging.join(CACHE_METADATA_FILE), &bytes)?;
+        write_file(&staging.join(SPECS_FILE), &spec_bytes)?;
         commit(&cache)?;
     }
     Ok(SaveReport {

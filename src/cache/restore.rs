@@ -2,6 +2,11 @@
 //! ([`guard::adopt`]): its stat snapshot is taken right after the restore, so a change by any
 //! buildpack but its owner is caught by `check` (ownership is counted after restore).
 //!
+//! When layerize's specs file ([`CacheSpecs`]) says how the tar was written, the tar's bytes
+//! also go into the store as a blob in the same pass that extracts and verifies them (the tar is
+//! read once), and the adoption carries it: the owner's commit of the unchanged layer is then a
+//! cache hit, not a re-tar (see [`guard::adopt`] for why the diffID is the same).
+//!
 //! # Security
 //! The cache is input. Each tar is extracted with [`crate::extract`] (no escapes, no writes
 //! through symlinks) into a fresh temp dir inside the layers dir, while its bytes are hashed;
@@ -12,12 +17,13 @@
 //! build.
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::VolumeCache;
+use super::{CacheSpecs, VolumeCache};
 use crate::archive::{ExtractOptions, extract};
 use crate::digest::{Digest, VerifyingReader};
 use crate::error::{Error, Result};
@@ -25,6 +31,7 @@ use crate::export::metadata::LayerMetadata;
 use crate::guard::{self, GuardPaths};
 use crate::layers_dir::{BuildpackId, LayersDir};
 use crate::normalize::DEFAULT_LAYERS_ROOT;
+use crate::store::{AdoptedTar, BlobWriter};
 
 /// One layer put back.
 #[derive(Debug, Clone, Serialize)]
@@ -66,12 +73,18 @@ pub fn restore(layers: &Path, cache_dir: &Path) -> Result<RestoreReport> {
             return Ok(report);
         }
     };
+    let specs = CacheSpecs::load(&cache).unwrap_or_else(|e| {
+        report
+            .warnings
+            .push(format!("{e} (cached layers will be re-tarred)"));
+        CacheSpecs::default()
+    });
     for bp in &metadata.buildpacks {
         for (name, meta) in &bp.layers {
             if !meta.cache {
                 continue;
             }
-            match restore_layer(&layers, &cache, &bp.key, name, meta) {
+            match restore_layer(&layers, &cache, &specs, &bp.key, name, meta) {
                 Ok(restored) => report.layers.push(restored),
                 Err(e) => report
                     .warnings
@@ -85,6 +98,7 @@ pub fn restore(layers: &Path, cache_dir: &Path) -> Result<RestoreReport> {
 fn restore_layer(
     layers: &LayersDir,
     cache: &VolumeCache,
+    specs: &CacheSpecs,
     key: &str,
     name: &str,
     meta: &LayerMetadata,
@@ -104,6 +118,7 @@ fn restore_layer(
         diff_id: None,
         entries: 0,
     };
+    let mut candidate = None;
     if !meta.sha.is_empty() {
         let diff_id: Digest = meta
             .sha
@@ -114,12 +129,31 @@ fn restore_layer(
             .prefix(".layerize-restore-")
             .tempdir_in(layers.root())
             .map_err(Error::write(layers.root()))?;
+        let spec_digest = specs.spec_of(&restored.name, &diff_id).cloned();
+        let paths = GuardPaths::default();
+        let mut blob = match spec_digest {
+            Some(_) => Some(paths.open_store(layers)?.new_blob()?),
+            None => None,
+        };
         let mut reader = VerifyingReader::new(
-            File::open(&tar).map_err(Error::read(&tar))?,
+            Tee {
+                inner: File::open(&tar).map_err(Error::read(&tar))?,
+                copy: blob.as_mut(),
+            },
             diff_id.clone(),
         );
         let summary = extract(&tar, &mut reader, temp.path(), ExtractOptions::default())?;
         io::copy(&mut reader, &mut io::sink()).map_err(Error::read(&tar))?;
+        drop(reader);
+        if let (Some(blob), Some(spec_digest)) = (blob, spec_digest) {
+            // Verified: the blob's bytes are the tar's, whose digest is `diff_id`.
+            let (_, size) = blob.commit()?;
+            candidate = Some(AdoptedTar {
+                diff_id: diff_id.clone(),
+                size,
+                spec_digest,
+            });
+        }
         let in_image = format!("{DEFAULT_LAYERS_ROOT}/{}/{name}", id.escaped());
         let extracted = temp.path().join(in_image.trim_start_matches('/'));
         if !fs::symlink_metadata(&extracted).is_ok_and(|m| m.is_dir()) {
@@ -139,9 +173,25 @@ fn restore_layer(
     write_toml(&bp_dir.join(format!("{name}.toml")), meta)?;
     if restored.diff_id.is_some() {
         // Ownership counted from here: only `id` may change the layer until its own commit.
-        guard::adopt(layers, &id, name, &GuardPaths::default())?;
+        guard::adopt(layers, &id, name, &GuardPaths::default(), candidate)?;
     }
     Ok(restored)
+}
+
+/// A reader that copies what it reads into a store blob, when there is one.
+struct Tee<'a> {
+    inner: File,
+    copy: Option<&'a mut BlobWriter>,
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(copy) = self.copy.as_mut() {
+            copy.write_all(&buf[..n])?;
+        }
+        Ok(n)
+    }
 }
 
 /// `<layer>.toml` with `[types]` and `[metadata]` from the cache metadata, atomically.
@@ -163,6 +213,9 @@ fn write_toml(path: &Path, meta: &LayerMetadata) -> Result<()> {
         .tempfile_in(dir)
         .map_err(Error::write(dir))?;
     fs::write(temp.path(), table.to_string()).map_err(Error::write(path))?;
+    // A toml a buildpack writes is 0644 under the usual umask, not the temp file's 0600.
+    fs::set_permissions(temp.path(), fs::Permissions::from_mode(0o644))
+        .map_err(Error::write(path))?;
     temp.persist(path).map_err(|e| Error::Write {
         path: path.to_path_buf(),
         source: e.error,

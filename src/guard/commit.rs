@@ -2,7 +2,10 @@
 //!
 //! The snapshot is taken in the same walk that writes the tar (each file is read once, for the
 //! tar, its content digest and nothing else). A layer is a cache hit, read by `lstat` alone,
-//! when its toml bytes, its tar parameters and its stat snapshot equal the record's.
+//! when its toml bytes, its tar parameters and its stat snapshot equal the record's. A layer
+//! restored from cache is a cache hit the same way against its adoption, when the restorer
+//! handed over the cached tar (see [`super::adopt`] for when that tar is the one a re-tar
+//! would write): the tar becomes the record's blob and the restore-time snapshot its snapshot.
 
 use std::fs;
 
@@ -13,6 +16,7 @@ use crate::compress::Compression;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layers_dir::{BuildpackId, Layer, LayersDir};
+use crate::pipeline::BlobInfo;
 use crate::snapshot::{self, EntryStat, Snapshot};
 use crate::store::{Deferred, LayerRecord, Store};
 
@@ -174,6 +178,14 @@ fn commit_layer(
         done.files = record.files;
         return Ok(done);
     }
+    if let Some(record) = adopted_hit(store, layer, &toml_digest, &spec_digest, options)? {
+        store.put_record(&record)?;
+        store.remove_adoption(&layer.buildpack, &layer.name)?;
+        done.outcome = CommitOutcome::CacheHit;
+        done.diff_id = Some(record.diff_id);
+        done.files = record.files;
+        return Ok(done);
+    }
 
     let mut entries = Vec::new();
     let blobs = store.put_layer(&spec, &options.compressions, &mut |e| {
@@ -244,6 +256,61 @@ fn is_cache_hit(
         &Snapshot::load(store, snapshot)?,
         &fresh,
     ))
+}
+
+/// The record of a layer adopted with its cached tar, when the tar is the layer's tar: same
+/// toml bytes and tar parameters as at restore, only the plain tar wanted, the blob present,
+/// and a fresh `lstat` walk equal to the restore-time snapshot.
+fn adopted_hit(
+    store: &Store,
+    layer: &Layer,
+    toml_digest: &Digest,
+    spec_digest: &Digest,
+    options: &CommitOptions,
+) -> Result<Option<LayerRecord>> {
+    let Some(adoption) = store.adoption(&layer.buildpack, &layer.name)? else {
+        return Ok(None);
+    };
+    let Some(tar) = &adoption.candidate else {
+        return Ok(None);
+    };
+    let usable = &adoption.toml_digest == toml_digest
+        && &tar.spec_digest == spec_digest
+        && options.compressions.iter().all(|&c| c == Compression::None)
+        && store.has_blob(&tar.diff_id);
+    if !usable {
+        return Ok(None);
+    }
+    let Some(fresh) = Snapshot::walk(&layer.dir)? else {
+        return Ok(None);
+    };
+    let snapshot = Snapshot::load(store, &adoption.snapshot)?;
+    if !snapshot::identical(&snapshot, &fresh) {
+        return Ok(None);
+    }
+    Ok(Some(LayerRecord {
+        owner: layer.buildpack.clone(),
+        layer: layer.name.clone(),
+        types: layer.toml.types,
+        metadata: layer.toml.metadata_json(),
+        diff_id: tar.diff_id.clone(),
+        size: tar.size,
+        files: snapshot.entries.len() as u64,
+        blobs: vec![BlobInfo {
+            compression: Compression::None,
+            digest: tar.diff_id.clone(),
+            size: tar.size,
+            media_type: Compression::None.media_type().to_owned(),
+        }],
+        toml_digest: Some(toml_digest.clone()),
+        snapshot: Some(adoption.snapshot),
+        image_path: Some(
+            String::from_utf8_lossy(&options.paths.image_path(&layer.buildpack, &layer.name))
+                .into_owned(),
+        ),
+        spec_digest: Some(spec_digest.clone()),
+        delta_of: None,
+    }))
 }
 
 /// Removes a layer's record and the deltas captured for it.

@@ -20,7 +20,9 @@
 //! - [`adopt`] is for a layer restored from cache: it records a snapshot without committing,
 //!   so the owner may change the layer until its own commit while any other buildpack's change
 //!   is a violation (ownership is counted after restore, as the spike asked). A cache restorer
-//!   calls it for every layer it put back.
+//!   calls it for every layer it put back, with the cached tar when it knows the tar is the one
+//!   a commit would write: the owner's commit of the unchanged layer is then a cache hit that
+//!   takes that tar, with no re-tar (the rule is in [`adopt`]'s module).
 //!
 //! Ownership always comes from the `<escaped-id>` directory of the layer. Every mutation of the
 //! store happens under [`Store::lock`].
