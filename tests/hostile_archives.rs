@@ -550,10 +550,9 @@ fn a_hostile_tar_in_the_cache_is_skipped_by_cache_restore_and_nothing_escapes() 
     let committed = cache.join("committed");
     let tar = fs::read_dir(&committed)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "tar"))
+        .expect("a saved layer tar");
     let hostile = RawTar::new()
         .link(
             SYMLINK,
