@@ -298,9 +298,22 @@ fn a_group_naming_an_unknown_buildpack_runs_nothing() {
 }
 
 #[test]
-fn output_and_cache_flags_say_they_are_not_available() {
+fn export_and_cache_refuse_a_store_they_would_not_read() {
+    let mut setup = Setup::new();
+    setup.buildpack("test/ok", "0.10", "", "touch ran.txt\n");
+    let store = setup.path("elsewhere");
+    let cache = setup.path("cache");
+    let out = setup.build(&["--store", s(&store), "--cache-dir", s(&cache)], 4);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot use another"), "{stderr}");
+    assert!(stderr.contains(s(&store)), "{stderr}");
+    assert!(!setup.path("app/ran.txt").exists(), "nothing runs");
+}
+
+#[test]
+fn run_image_needs_output() {
     let mut setup = Setup::new();
     setup.buildpack("test/ok", "0.10", "", "");
-    let out = setup.build(&["--output", "oci:/tmp/x"], 1);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
+    let out = setup.build(&["--run-image", "oci:/nonexistent/run"], 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--output"));
 }

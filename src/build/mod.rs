@@ -16,9 +16,14 @@
 //! After the last buildpack, deferred layers are committed. Times spent in buildpacks and in
 //! layerization are measured apart, so the cost of layerization is visible.
 //!
+//! With a volume cache, its layers are restored before the first buildpack; with an export
+//! target, the image is exported after the final commit, then the cache is saved (see
+//! [`deliver`]).
+//!
 //! What this module does not own: reading and writing layers (the layers-dir model and the
 //! archive), and how layers are committed, compared and restored ([`crate::guard`]).
 
+pub mod deliver;
 pub mod env;
 pub mod exec;
 pub mod group;
@@ -28,6 +33,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use deliver::{Delivered, ExportTarget};
 pub use env::BuildEnv;
 pub use exec::Stream;
 pub use group::{Buildpack, BuildpackApi, GroupEntry};
@@ -53,6 +59,10 @@ pub struct BuildOptions {
     pub env: BuildEnv,
     /// Store, policy and deferred layers of the layerization between buildpacks.
     pub layerize: LayerizeOptions,
+    /// The volume cache to restore before the first buildpack and save at the end.
+    pub cache_dir: Option<PathBuf>,
+    /// Where to export the image after the final commit.
+    pub export: Option<ExportTarget>,
 }
 
 /// Progress of a build, in order, for a caller to render.
@@ -112,6 +122,10 @@ pub struct BuildReport {
     pub buildpack_time: Duration,
     /// Total wall time in commit, check, restore, capture and finalize.
     pub layerize_time: Duration,
+    /// The cache restore, export and cache save, those asked for.
+    pub delivered: Delivered,
+    /// Wall time of the cache restore, export and cache save.
+    pub deliver_time: Duration,
 }
 
 /// Runs the group of `opts`, reporting progress to `on_event`.
@@ -129,6 +143,14 @@ pub fn build(opts: &BuildOptions, on_event: &mut dyn FnMut(Event<'_>)) -> Result
     let app = existing_dir(&opts.app, "app dir")?;
     fs::create_dir_all(&opts.layers).map_err(Error::write(&opts.layers))?;
     let layers = LayersDir::open(existing_dir(&opts.layers, "layers dir")?)?;
+    deliver::check_store(
+        layers.root(),
+        opts.layerize.paths.store.as_deref(),
+        opts.cache_dir.is_some() || opts.export.is_some(),
+    )?;
+    let started = Instant::now();
+    let restored = deliver::restore(&layers, opts.cache_dir.as_ref())?;
+    let mut deliver_time = started.elapsed();
     let scratch = tempfile::Builder::new()
         .prefix("layerize-build-")
         .tempdir()
@@ -178,11 +200,24 @@ pub fn build(opts: &BuildOptions, on_event: &mut dyn FnMut(Event<'_>)) -> Result
     }
     let finished = layerization::finish(&layers, &opts.layerize)?;
     layerize_time += finished.elapsed;
+    let started = Instant::now();
+    let delivered = deliver::finish(
+        &layers,
+        &app,
+        &opts.group,
+        opts.layerize.paths.owner,
+        opts.export.as_ref(),
+        opts.cache_dir.as_ref(),
+        restored,
+    )?;
+    deliver_time += started.elapsed();
     Ok(BuildReport {
         runs,
         finished,
         buildpack_time,
         layerize_time,
+        delivered,
+        deliver_time,
     })
 }
 

@@ -14,9 +14,12 @@ use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use layerize::LayoutRef;
+use layerize::build::ExportTarget;
 use layerize::build::{self, BuildEnv, BuildOptions, BuildReport, Event, LayerizeOptions, Stream};
 use layerize::build::{BuildpackRun, LayerSummary};
-use layerize::error::{EXIT_FAILURE, EXIT_OK, Result};
+use layerize::error::{EXIT_OK, Error, Result};
+use layerize::export::created_from_env;
 use layerize::guard::{GuardPaths, Policy};
 use layerize::normalize::DEFAULT_LAYERS_ROOT;
 use layerize::{Deferred, LayerRecord};
@@ -57,10 +60,13 @@ pub struct BuildArgs {
     /// Store directory [default: <layers>/.layerize].
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// Export the image to an OCI layout: `oci:DIR[:TAG]`.
+    /// Export the image after the final commit to an OCI layout: `oci:DIR[:TAG]`.
     #[arg(long)]
-    pub output: Option<String>,
-    /// Volume cache dir to restore from and save to.
+    pub output: Option<LayoutRef>,
+    /// Run image to export on, as oci:DIR[:TAG].
+    #[arg(long, requires = "output")]
+    pub run_image: Option<LayoutRef>,
+    /// Volume cache dir: restored before the first buildpack, saved at the end.
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
     #[command(flatten)]
@@ -68,19 +74,15 @@ pub struct BuildArgs {
 }
 
 pub fn run(args: BuildArgs) -> Result<i32> {
-    if let Some(flag) = [
-        args.output.as_ref().map(|_| "--output"),
-        args.cache_dir.as_ref().map(|_| "--cache-dir"),
-    ]
-    .into_iter()
-    .flatten()
-    .next()
-    {
-        eprintln!(
-            "layerize: error: build {flag} is not available yet (export and cache are not in this build)"
-        );
-        return Ok(EXIT_FAILURE);
-    }
+    let export = match args.output {
+        Some(output) => Some(ExportTarget {
+            output,
+            run_image: args.run_image,
+            created: created_from_env(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())
+                .map_err(|reason| Error::invalid("<environment>", reason))?,
+        }),
+        None => None,
+    };
     let opts = BuildOptions {
         app: args.app,
         buildpacks: args.buildpacks,
@@ -97,6 +99,8 @@ pub fn run(args: BuildArgs) -> Result<i32> {
             policy: args.policy,
             defer: args.defer,
         },
+        cache_dir: args.cache_dir,
+        export,
     };
     let mut renderer = Renderer {
         json: args.out.json,
@@ -104,6 +108,10 @@ pub fn run(args: BuildArgs) -> Result<i32> {
         spinner: None,
     };
     let report = build::build(&opts, &mut |event| renderer.render(event))?;
+    let warnings = report.delivered.restored.iter().flat_map(|r| &r.warnings);
+    for warning in warnings.chain(report.delivered.exported.iter().flat_map(|r| &r.warnings)) {
+        output::warn(warning);
+    }
     if args.out.json {
         summary_json(&report);
     } else {
@@ -228,6 +236,10 @@ fn summary_json(report: &BuildReport) {
         "layerize_seconds": report.layerize_time.as_secs_f64(),
         "finalized": report.finished.finalized.iter().map(layer_json).collect::<Vec<_>>(),
         "layers": report.finished.records.iter().map(record_json).collect::<Vec<_>>(),
+        "deliver_seconds": report.deliver_time.as_secs_f64(),
+        "cache_restored": report.delivered.restored,
+        "exported": report.delivered.exported,
+        "cache_saved": report.delivered.saved,
     }));
 }
 
@@ -286,6 +298,7 @@ fn summary_text(report: &BuildReport, policy: Policy) {
         }
         (_, false) => println!("changes: {} (restored)", changes.join("; ")),
     }
+    delivered_text(report);
     let total = report.buildpack_time + report.layerize_time;
     println!(
         "time: {} in buildpacks, {} in layerization ({:.1}% of {})",
@@ -294,6 +307,41 @@ fn summary_text(report: &BuildReport, policy: Policy) {
         100.0 * report.layerize_time.as_secs_f64() / total.as_secs_f64().max(f64::EPSILON),
         secs(total)
     );
+}
+
+/// One line each for the cache restore, the export and the cache save, those that ran.
+fn delivered_text(report: &BuildReport) {
+    let d = &report.delivered;
+    if let Some(r) = &d.restored {
+        let names: Vec<&str> = r.layers.iter().map(|l| l.name.as_str()).collect();
+        println!(
+            "cache: restored {} layer(s){}{}",
+            names.len(),
+            if names.is_empty() { "" } else { ": " },
+            names.join(", ")
+        );
+    }
+    if let Some(e) = &d.exported {
+        println!(
+            "image: {} ({} layers, manifest {})",
+            e.image,
+            e.layers.len(),
+            short(&e.manifest)
+        );
+    }
+    if let Some(s) = &d.saved {
+        match s.unchanged {
+            true => println!("cache: saved to {} (unchanged)", s.cache_dir.display()),
+            false => println!(
+                "cache: saved {} layer(s) to {}",
+                s.layers.len(),
+                s.cache_dir.display()
+            ),
+        }
+    }
+    if d.restored.is_some() || d.exported.is_some() || d.saved.is_some() {
+        println!("time: {} in cache and export", secs(report.deliver_time));
+    }
 }
 
 /// `sha256:` and the first 12 hex digits.
