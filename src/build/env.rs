@@ -13,6 +13,9 @@
 //!   `NAME.delim` (nothing when absent) and add no delimiter to an empty value; `default` sets
 //!   only an unset or empty variable; `NAME.delim` itself and unknown actions set nothing.
 //!   Values are the files' bytes, verbatim. Files apply in name order; directories are skipped.
+//! - In an image (export), each launch layer adds, at its in-image path, `bin/` to `PATH` and
+//!   `lib/` to `LD_LIBRARY_PATH` (as lifecycle's launcher does), then the files of `env/`, then
+//!   of `env.launch/`, with the same file rules.
 //! - Per buildpack, unless it sets `clear-env`, the platform's `env/` files apply last: a layer
 //!   variable (`PATH`, ...) gets the value prepended with `:`, any other is overridden.
 
@@ -65,6 +68,43 @@ impl BuildEnv {
         Self {
             vars: vars.into_iter().filter(|(k, _)| kept(k)).collect(),
         }
+    }
+
+    /// The environment of an image config's `Env` (`NAME=value` strings), unfiltered.
+    pub fn from_config(entries: &[String]) -> Self {
+        let vars = entries
+            .iter()
+            .map(|entry| {
+                let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
+                (OsString::from(name), OsString::from(value))
+            })
+            .collect();
+        Self { vars }
+    }
+
+    /// `NAME=value` strings for an image config, sorted by name (bytes that are not UTF-8 are
+    /// replaced: an image config is JSON).
+    pub fn to_config(&self) -> Vec<String> {
+        self.vars()
+            .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+            .collect()
+    }
+
+    /// Adds what the launch layer found at `layer_dir` provides in an image where it lives at
+    /// `image_dir`: `bin/` to `PATH` and `lib/` to `LD_LIBRARY_PATH`, then `env/`, then
+    /// `env.launch/`.
+    ///
+    /// # Errors
+    /// [`Error::Read`] for an unreadable env dir or file.
+    pub fn add_launch_layer(&mut self, layer_dir: &Path, image_dir: &Path) -> Result<()> {
+        for (sub, name) in [("bin", "PATH"), ("lib", "LD_LIBRARY_PATH")] {
+            if layer_dir.join(sub).is_dir() {
+                let dir = image_dir.join(sub);
+                self.prepend(OsStr::new(name), dir.as_os_str().as_bytes(), b":");
+            }
+        }
+        self.add_env_dir(&layer_dir.join("env"))?;
+        self.add_env_dir(&layer_dir.join("env.launch"))
     }
 
     /// The value of `name`, if set.
@@ -354,5 +394,47 @@ mod tests {
         let env = env.with_platform(d.path()).unwrap();
         assert_eq!(get(&env, "PATH").as_deref(), Some("/plat/bin:/usr/bin"));
         assert_eq!(get(&env, "FOO").as_deref(), Some("bar"));
+    }
+
+    #[test]
+    fn launch_layers_add_in_image_paths_then_env_and_env_launch() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = dir.path();
+        for sub in ["bin", "env", "env.launch/web", "env.build"] {
+            fs::create_dir_all(layer.join(sub)).unwrap();
+        }
+        for (name, value) in [
+            ("KEEP.default", "ignored"),
+            ("EMPTY.default", "filled"),
+            ("OPTS.append", "-b"),
+            ("OPTS.delim", " "),
+        ] {
+            fs::write(layer.join("env").join(name), value).unwrap();
+        }
+        fs::write(layer.join("env.launch/MODE"), "prod").unwrap();
+        fs::write(layer.join("env.launch/web/ONLY_WEB"), "x").unwrap();
+        fs::write(layer.join("env.build/BUILD_ONLY"), "x").unwrap();
+        let mut env = BuildEnv::from_config(&[
+            "PATH=/usr/bin".into(),
+            "KEEP=k".into(),
+            "OPTS=-a".into(),
+            "EMPTY=".into(),
+        ]);
+        env.add_launch_layer(layer, Path::new("/layers/bp/l"))
+            .unwrap();
+        let get = |name| env.get(name).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(get("PATH").as_deref(), Some("/layers/bp/l/bin:/usr/bin"));
+        assert_eq!(get("KEEP").as_deref(), Some("k"));
+        assert_eq!(get("EMPTY").as_deref(), Some("filled"));
+        assert_eq!(get("OPTS").as_deref(), Some("-a -b"));
+        assert_eq!(get("MODE").as_deref(), Some("prod"));
+        assert_eq!(
+            get("ONLY_WEB"),
+            None,
+            "process-specific env is not image-wide"
+        );
+        assert_eq!(get("BUILD_ONLY"), None);
+        assert_eq!(get("LD_LIBRARY_PATH"), None, "no lib/ dir, nothing added");
+        assert_eq!(env.to_config()[0], "EMPTY=filled");
     }
 }

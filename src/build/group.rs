@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::layers_dir::BuildpackId;
+use crate::layers_dir::{BuildpackId, LayersDir};
 
 /// Oldest buildpack API this driver runs.
 pub const MIN_API: BuildpackApi = BuildpackApi { major: 0, minor: 6 };
@@ -110,6 +110,26 @@ pub fn read_group(path: &Path) -> Result<Vec<GroupEntry>> {
         ));
     }
     Ok(parsed.group)
+}
+
+/// The buildpack order of a finished build, for export and cache: `group` when given, else the
+/// layers dir's buildpacks by id (version unknown: empty).
+///
+/// # Errors
+/// As [`read_group`] and [`LayersDir::buildpacks`].
+pub fn group_order(layers: &LayersDir, group: Option<&Path>) -> Result<Vec<GroupEntry>> {
+    match group {
+        Some(path) => read_group(path),
+        None => Ok(layers
+            .buildpacks()?
+            .into_iter()
+            .map(|id| GroupEntry {
+                id,
+                version: String::new(),
+                api: None,
+            })
+            .collect()),
+    }
 }
 
 /// A buildpack ready to run: its descriptor and where it lives.

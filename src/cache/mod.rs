@@ -26,9 +26,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::blob_file;
+use crate::build::group::group_order;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::export::group::group_order;
 use crate::export::metadata::{BuildpackLayers, CACHE_METADATA_FILE, CacheMetadata, LayerMetadata};
 use crate::layer_blob::commit_buildpacks;
 use crate::layers_dir::LayersDir;

@@ -11,13 +11,11 @@
 //! again gives the same manifest digest. `index.json` is written last.
 
 mod created;
-pub mod env;
-pub mod group;
 pub mod metadata;
 
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oci_spec::image::{
     Config, Descriptor, History, ImageConfiguration, ImageManifest, ImageManifestBuilder,
@@ -27,6 +25,8 @@ use serde::Serialize;
 
 use crate::archive::TarSpec;
 use crate::blob_file::Placed;
+use crate::build::BuildEnv;
+use crate::build::group;
 use crate::compress::Compression;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -37,7 +37,6 @@ use crate::oci_layout::{ImageLayout, LayoutRef, canonical_json, descriptor, desc
 use crate::pipeline;
 use crate::store::Store;
 pub use created::{created_from_env, rfc3339};
-use env::Env;
 use metadata::{BuildpackLayers, LayerMetadata, LifecycleMetadata, RunImage, Sha, StoreMetadata};
 
 /// The app dir's path in the image.
@@ -139,7 +138,7 @@ pub fn export(options: &ExportOptions) -> Result<ExportReport> {
         None => (empty_config(), RunImage::default()),
     };
     let mut exec = config.config().clone().unwrap_or_default();
-    let mut env = Env::from_config(exec.env().as_deref().unwrap_or_default());
+    let mut env = BuildEnv::from_config(exec.env().as_deref().unwrap_or_default());
     let mut history = config.history().clone().unwrap_or_default();
     let mut label = LifecycleMetadata {
         run_image,
@@ -195,7 +194,7 @@ pub fn export(options: &ExportOptions) -> Result<ExportReport> {
                 entry.id.escaped(),
                 layer.name
             );
-            env.apply_launch_layer(&layer.dir, &image_dir)?;
+            env.add_launch_layer(&layer.dir, Path::new(&image_dir))?;
             meta.sha = diff_id.to_string();
             bp.layers.insert(layer.name.clone(), meta);
             report_layers.push(ExportedLayer {
@@ -219,8 +218,8 @@ pub fn export(options: &ExportOptions) -> Result<ExportReport> {
     });
     report_layers.push(app);
 
-    env.set("CNB_LAYERS_DIR", DEFAULT_LAYERS_ROOT.to_owned());
-    env.set("CNB_APP_DIR", APP_DIR.to_owned());
+    env.set("CNB_LAYERS_DIR", DEFAULT_LAYERS_ROOT);
+    env.set("CNB_APP_DIR", APP_DIR);
     exec.set_env(Some(env.to_config()));
     exec.set_working_dir(Some(APP_DIR.to_owned()));
     let mut labels = exec.labels().clone().unwrap_or_default();
