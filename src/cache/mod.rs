@@ -154,13 +154,7 @@ pub fn save(
             if !types.cache {
                 continue;
             }
-            let mut meta = LayerMetadata {
-                sha: String::new(),
-                data: layer.toml.metadata_json(),
-                build: types.build,
-                launch: types.launch,
-                cache: types.cache,
-            };
+            let mut meta = LayerMetadata::for_toml(&layer.toml);
             let mut diff_id = None;
             let mut action = "metadata";
             if let Some(committed) = commits.remove(&(entry.id.clone(), layer.name.clone())) {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::layers_dir::LayerTypes;
+use crate::layers_dir::{LayerToml, LayerTypes};
 
 /// Image label holding [`LifecycleMetadata`].
 pub const LIFECYCLE_METADATA_LABEL: &str = "io.buildpacks.lifecycle.metadata";
@@ -37,6 +37,17 @@ pub struct LayerMetadata {
 }
 
 impl LayerMetadata {
+    /// A layer's entry from its toml, with no diffID yet.
+    pub fn for_toml(toml: &LayerToml) -> Self {
+        Self {
+            sha: String::new(),
+            data: toml.metadata_json(),
+            build: toml.types.build,
+            launch: toml.types.launch,
+            cache: toml.types.cache,
+        }
+    }
+
     /// The layer's types.
     pub fn types(&self) -> LayerTypes {
         LayerTypes {

@@ -158,13 +158,7 @@ pub fn export(options: &ExportOptions) -> Result<ExportReport> {
             if !types.launch {
                 continue;
             }
-            let mut meta = LayerMetadata {
-                sha: String::new(),
-                data: layer.toml.metadata_json(),
-                build: types.build,
-                launch: types.launch,
-                cache: types.cache,
-            };
+            let mut meta = LayerMetadata::for_toml(&layer.toml);
             let Some(mut committed) = commits.remove(&(entry.id.clone(), layer.name.clone()))
             else {
                 warnings.push(format!(
