@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::archive::{TarSpec, WalkedEntry};
+use crate::blob_file::sync_dir;
 use crate::compress::Compression;
 use crate::digest::{Digest, HashingWriter, VerifyingReader};
 use crate::error::{Error, Result};
@@ -500,13 +501,6 @@ fn remove_if_present(path: &Path) -> Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::write(path)(e)),
         _ => Ok(()),
     }
-}
-
-/// fsyncs a directory so a rename in it survives a crash.
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::write(dir))
 }
 
 #[cfg(test)]
