@@ -19,12 +19,16 @@ use crate::normalize::Owner;
 use crate::pipeline::BlobInfo;
 use crate::store::{LayerRecord, Store};
 
-/// A committed layer's record, and whether the commit was a cache hit.
+/// A committed layer's record, the deltas captured on top of it, and whether the commit was a
+/// cache hit.
 #[derive(Debug, Clone)]
 pub struct Committed {
-    /// The record, current for the layer as it is on disk.
+    /// The layer's own record: its state when its buildpack committed it.
     pub record: LayerRecord,
-    /// True when the commit found the layer unchanged since its record and read nothing.
+    /// Changes later buildpacks made to it, captured as delta layers, in order; the layer on
+    /// disk is the record's tar with these applied. Empty unless the commit was a hit.
+    pub deltas: Vec<LayerRecord>,
+    /// True when the commit found the layer as expected and read nothing.
     pub hit: bool,
 }
 
@@ -65,7 +69,15 @@ pub fn commit_buildpacks<'a>(
                     ),
                 )
             })?;
-            committed.insert((layer.owner, layer.layer), Committed { record, hit });
+            let deltas = store.deltas_of(&layer.owner, &layer.layer)?;
+            committed.insert(
+                (layer.owner, layer.layer),
+                Committed {
+                    record,
+                    deltas,
+                    hit,
+                },
+            );
         }
     }
     Ok(committed)

@@ -219,3 +219,95 @@ fn a_run_image_keeps_its_layers_and_is_recorded_for_rebase() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not match"));
 }
+
+/// A later buildpack's change captured as a delta: export ships the jdk layer as its buildpack
+/// committed it with the delta right on top (umoci's rootfs has the changed tree, whiteout
+/// applied); the volume cache, one tar per layer, gets the changed tree tarred afresh, and a
+/// second save writes nothing.
+#[test]
+fn a_captured_delta_is_exported_on_top_of_its_layer_and_cached_merged() {
+    require_tool("umoci");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    make_build(root);
+    let layers = root.join("layers");
+    let jdk = layers.join("example_jdk/jdk");
+    let guard = ["--layers", s(&layers), "--uid", "1000", "--gid", "1000"];
+    let commit = json_lines(&[&["commit", "--buildpack", "example/jdk"][..], &guard].concat());
+    let committed = commit.iter().find(|l| l["layer"] == "jdk").unwrap()["diff_id"].clone();
+    std::fs::write(jdk.join("lib/added.txt"), "by the app buildpack").unwrap();
+    std::fs::remove_file(jdk.join("env/JAVA_OPTS.default")).unwrap();
+    let check = &[
+        &["check", "--by", "example/app", "--policy", "capture"][..],
+        &guard,
+    ]
+    .concat();
+    let delta = json_lines(check)[0]["delta"].clone();
+    assert!(delta.is_string(), "captured");
+
+    let image = root.join("image");
+    let report = export(root, &format!("oci:{}:v1", s(&image)), &[]);
+    let layers_out = report["layers"].as_array().unwrap();
+    let at = layers_out
+        .iter()
+        .position(|l| l["name"] == "example/jdk:jdk")
+        .unwrap();
+    assert_eq!(
+        layers_out[at]["diff_id"], committed,
+        "the layer as committed"
+    );
+    assert_eq!(layers_out[at + 1]["source"], "delta");
+    assert_eq!(layers_out[at + 1]["name"], "example/app:jdk@example_jdk.1");
+    assert_eq!(layers_out[at + 1]["diff_id"], delta);
+
+    let bundle = root.join("bundle");
+    sh(&format!(
+        "umoci unpack --rootless --image {}:v1 {}",
+        s(&image),
+        s(&bundle)
+    ));
+    let tar_diff_id = |dir: &std::path::Path| {
+        json_lines(&["tar", s(dir), "--uid", "0", "--gid", "0"])[0]["diff_id"].clone()
+    };
+    let unpacked = bundle.join("rootfs/layers/example_jdk/jdk");
+    assert!(!unpacked.join("env/JAVA_OPTS.default").exists(), "whiteout");
+    assert_eq!(tar_diff_id(&unpacked), tar_diff_id(&jdk));
+
+    let (cache, group) = (root.join("cache"), root.join("group.toml"));
+    let save = || {
+        let args = [
+            "cache",
+            "save",
+            "--cache-dir",
+            s(&cache),
+            "--group",
+            s(&group),
+        ];
+        json_lines(&[&args[..], &guard].concat()).remove(0)
+    };
+    let cached = |saved: &serde_json::Value| {
+        saved["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == "example/jdk:jdk")
+            .unwrap()
+            .clone()
+    };
+    let first = save();
+    assert_eq!(cached(&first)["action"], "written");
+    let tar = root.join("cache/committed").join(format!(
+        "{}.tar",
+        cached(&first)["diff_id"].as_str().unwrap()
+    ));
+    let names = sh(&format!("tar -tf {}", s(&tar)));
+    assert!(
+        names.contains("/layers/example_jdk/jdk/lib/added.txt"),
+        "{names}"
+    );
+    assert!(!names.contains("JAVA_OPTS.default"), "{names}");
+    assert_ne!(cached(&first)["diff_id"], committed);
+    let second = save();
+    assert_eq!(second["unchanged"], true);
+    assert_eq!(cached(&second)["action"], "reused");
+}

@@ -10,7 +10,9 @@
 //! A save first commits each buildpack (a cache hit for an unchanged layer, see
 //! [`crate::guard`]), then writes into `staging/` (wiped first): a layer whose tar is already committed is
 //! hard-linked from `committed/`, a new one is copied, verified, from the store (never linked:
-//! the cache is handed to other tools, and the store's blobs must not share their inodes). Then
+//! the cache is handed to other tools, and the store's blobs must not share their inodes), and
+//! a layer with captured deltas (whose stored tar is its state before them) is tarred afresh,
+//! since lifecycle's cache holds one tar per layer. Then
 //! `committed` → `committed-backup`, `staging` → `committed`, the backup is removed; a crash in
 //! between leaves the backup, which the next open puts back. When nothing changed (same
 //! metadata bytes, every tar already committed) staging is dropped and nothing is written.
@@ -25,15 +27,19 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::archive::TarSpec;
 use crate::blob_file;
 use crate::build::group::group_order;
+use crate::compress::Compression;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::export::metadata::{BuildpackLayers, CACHE_METADATA_FILE, CacheMetadata, LayerMetadata};
+use crate::guard::GuardPaths;
 use crate::layer_blob::commit_buildpacks;
 use crate::layers_dir::LayersDir;
 use crate::normalize::Owner;
 use crate::oci_layout::canonical_json;
+use crate::pipeline;
 use crate::store::Store;
 
 pub use restore::{RestoreReport, RestoredLayer, restore};
@@ -105,7 +111,8 @@ pub struct SavedLayer {
     pub name: String,
     /// diffID (the tar's name); `None` for a layer with no contents (metadata only).
     pub diff_id: Option<Digest>,
-    /// `reused` (already committed), `copied` from the store, or `metadata` (no contents).
+    /// `reused` (already committed), `copied` from the store, `written` (tarred afresh: a
+    /// layer with captured deltas), or `metadata` (no contents).
     pub action: &'static str,
 }
 
@@ -158,10 +165,28 @@ pub fn save(
             let mut diff_id = None;
             let mut action = "metadata";
             if let Some(committed) = commits.remove(&(entry.id.clone(), layer.name.clone())) {
-                let id = committed.record.diff_id;
+                let id = if committed.deltas.is_empty() {
+                    committed.record.diff_id
+                } else {
+                    // The stored tar lacks the captured changes: cache the layer as it is.
+                    let paths = GuardPaths {
+                        owner,
+                        ..GuardPaths::default()
+                    };
+                    let spec = paths.tar_spec(&layers, &entry.id, &layer.name)?;
+                    tar_into(&spec, &staging)?
+                };
                 let name = format!("{id}.tar");
                 let (previous, dest) = (cache.committed().join(&name), staging.join(&name));
-                action = if previous.is_file() {
+                action = if dest.is_file() {
+                    // Tarred afresh above: the same bytes as a committed tar of that name?
+                    all_reused &= previous.is_file();
+                    if previous.is_file() {
+                        "reused"
+                    } else {
+                        "written"
+                    }
+                } else if previous.is_file() {
                     fs::hard_link(&previous, &dest).map_err(Error::write(&dest))?;
                     "reused"
                 } else {
@@ -212,6 +237,23 @@ pub fn save(
         layers: saved,
         unchanged,
     })
+}
+
+/// Writes the tar of `spec` into `dir` as `<diffID>.tar` unless a file of that name is
+/// there, and returns the diffID.
+fn tar_into(spec: &TarSpec, dir: &Path) -> Result<Digest> {
+    let temp = tempfile::NamedTempFile::new_in(dir).map_err(Error::write(dir))?;
+    let (blobs, mut files) = pipeline::layerize(spec, vec![(Compression::None, temp)])?;
+    let temp = files.pop().expect("one output");
+    let dest = dir.join(format!("{}.tar", blobs.diff_id));
+    temp.as_file()
+        .sync_all()
+        .map_err(Error::write(temp.path()))?;
+    if !dest.exists() {
+        temp.persist(&dest)
+            .map_err(|e| Error::write(&dest)(e.error))?;
+    }
+    Ok(blobs.diff_id)
 }
 
 fn committed_entries(cache: &VolumeCache) -> Result<usize> {

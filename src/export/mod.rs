@@ -3,7 +3,8 @@
 //! Layers, in order: the run image's layers (blobs hard-linked or copied, verified, never
 //! recompressed), one layer per launch layer in group order (each buildpack is committed first,
 //! a cache hit for an unchanged layer, and the committed tar's gzip blob is reused or made
-//! lazily from the stored tar, see [`crate::layer_blob`]), then the app dir as the layer
+//! lazily from the stored tar, see [`crate::layer_blob`]) followed by the deltas later
+//! buildpacks' changes to it were captured as (policy `capture`), then the app dir as the layer
 //! `/workspace` owned by the build user. The config starts from the run image's config and adds
 //! `rootfs.diff_ids`, `history`, the launch env ([`env`]), `WorkingDir` and the
 //! `io.buildpacks.lifecycle.metadata` label ([`metadata`]). `created` is `SOURCE_DATE_EPOCH` or
@@ -35,7 +36,7 @@ use crate::layers_dir::{LayerToml, LayersDir};
 use crate::normalize::{DEFAULT_LAYERS_ROOT, Owner};
 use crate::oci_layout::{ImageLayout, LayoutRef, canonical_json, descriptor, descriptor_digest};
 use crate::pipeline;
-use crate::store::Store;
+use crate::store::{LayerRecord, Store};
 pub use created::{created_from_env, rfc3339};
 use metadata::{BuildpackLayers, LayerMetadata, LifecycleMetadata, RunImage, Sha, StoreMetadata};
 
@@ -69,16 +70,19 @@ pub enum LayerSource {
     Run,
     /// A launch layer of a buildpack.
     Launch,
+    /// A later buildpack's change to the launch layer before it, captured as a delta.
+    Delta,
     /// The app dir.
     App,
 }
 
 impl LayerSource {
-    /// `run`, `launch` or `app`.
+    /// `run`, `launch`, `delta` or `app`.
     pub fn as_str(self) -> &'static str {
         match self {
             LayerSource::Run => "run",
             LayerSource::Launch => "launch",
+            LayerSource::Delta => "delta",
             LayerSource::App => "app",
         }
     }
@@ -168,14 +172,15 @@ pub fn export(options: &ExportOptions) -> Result<ExportReport> {
                 bp.layers.insert(layer.name.clone(), meta);
                 continue;
             };
-            let blob = ensure_blob(&store, &mut committed.record, Compression::Gzip)?;
-            let placed = out.import_blob(&store.blob_path(&blob.digest), &blob.digest)?;
-            let diff_id = committed.record.diff_id.clone();
-            descriptors.push(descriptor(
-                MediaType::ImageLayerGzip,
-                blob.size,
-                &blob.digest,
-            ));
+            let (desc, exported) = place_stored(
+                &store,
+                &out,
+                &mut committed.record,
+                LayerSource::Launch,
+                layer.key(),
+                committed.hit,
+            )?;
+            descriptors.push(desc);
             history.push(history_entry(
                 &created,
                 format!(
@@ -183,23 +188,29 @@ pub fn export(options: &ExportOptions) -> Result<ExportReport> {
                     layer.name, entry.id, entry.version
                 ),
             ));
+            meta.sha = exported.diff_id.to_string();
+            report_layers.push(exported);
+            for mut delta in committed.deltas {
+                let name = format!("{}:{}", delta.owner, delta.layer);
+                let (desc, exported) =
+                    place_stored(&store, &out, &mut delta, LayerSource::Delta, name, true)?;
+                descriptors.push(desc);
+                history.push(history_entry(
+                    &created,
+                    format!(
+                        "Layer: '{}' of {}, changed by buildpack: {} (captured delta)",
+                        layer.name, entry.id, delta.owner
+                    ),
+                ));
+                report_layers.push(exported);
+            }
             let image_dir = format!(
                 "{DEFAULT_LAYERS_ROOT}/{}/{}",
                 entry.id.escaped(),
                 layer.name
             );
             env.add_launch_layer(&layer.dir, Path::new(&image_dir))?;
-            meta.sha = diff_id.to_string();
             bp.layers.insert(layer.name.clone(), meta);
-            report_layers.push(ExportedLayer {
-                source: LayerSource::Launch,
-                name: layer.key(),
-                diff_id,
-                digest: blob.digest,
-                size: blob.size,
-                cache_hit: committed.hit,
-                placed: Some(placed),
-            });
         }
         label.buildpacks.push(bp);
     }
@@ -249,6 +260,31 @@ pub fn export(options: &ExportOptions) -> Result<ExportReport> {
         layers: report_layers,
         warnings,
     })
+}
+
+/// A stored layer's gzip blob (made from its stored tar if missing) placed in `out`: its
+/// descriptor and its line of the report.
+fn place_stored(
+    store: &Store,
+    out: &ImageLayout,
+    record: &mut LayerRecord,
+    source: LayerSource,
+    name: String,
+    cache_hit: bool,
+) -> Result<(Descriptor, ExportedLayer)> {
+    let blob = ensure_blob(store, record, Compression::Gzip)?;
+    let placed = out.import_blob(&store.blob_path(&blob.digest), &blob.digest)?;
+    let desc = descriptor(MediaType::ImageLayerGzip, blob.size, &blob.digest);
+    let exported = ExportedLayer {
+        source,
+        name,
+        diff_id: record.diff_id.clone(),
+        digest: blob.digest,
+        size: blob.size,
+        cache_hit,
+        placed: Some(placed),
+    };
+    Ok((desc, exported))
 }
 
 fn empty_config() -> ImageConfiguration {

@@ -225,8 +225,10 @@ fn commit_layer(
     Ok(done)
 }
 
-/// True when `record` still describes the layer: same toml bytes and tar parameters, every
-/// requested blob present, no captured delta, and a fresh `lstat` walk equal to the snapshot.
+/// True when `record` and its captured deltas still describe the layer: same toml bytes and
+/// tar parameters, every requested blob and every delta's tar present, and a fresh `lstat` walk
+/// equal to the expected state (the last delta's snapshot, else the record's own). A hit keeps
+/// the deltas, so an export can ship the original layer and each delta on top of it.
 fn is_cache_hit(
     store: &Store,
     layer: &Layer,
@@ -235,7 +237,8 @@ fn is_cache_hit(
     spec_digest: &Digest,
     options: &CommitOptions,
 ) -> Result<bool> {
-    let Some(snapshot) = &record.snapshot else {
+    let deltas = store.deltas_of(&layer.buildpack, &layer.name)?;
+    let Some(snapshot) = &deltas.last().unwrap_or(record).snapshot else {
         return Ok(false);
     };
     let same_inputs = record.delta_of.is_none()
@@ -245,8 +248,9 @@ fn is_cache_hit(
             .compressions
             .iter()
             .all(|&c| record.blob(c).is_some())
-        && record.blobs.iter().all(|b| store.has_blob(&b.digest));
-    if !same_inputs || !store.deltas_of(&layer.buildpack, &layer.name)?.is_empty() {
+        && record.blobs.iter().all(|b| store.has_blob(&b.digest))
+        && deltas.iter().all(|d| store.has_blob(&d.diff_id));
+    if !same_inputs {
         return Ok(false);
     }
     let Some(fresh) = Snapshot::walk(&layer.dir)? else {

@@ -5,7 +5,9 @@
 //!   `launch` or `cache`) becomes a reproducible tar in the [`Store`] (the diffID lifecycle's
 //!   exporter computes) plus a stat snapshot taken in the same walk. A layer whose toml bytes,
 //!   tar parameters and stat snapshot (times, ctime and inode included) equal its record is a
-//!   cache hit: nothing is read but `lstat`. `--defer` layers wait for [`finalize`].
+//!   cache hit: nothing is read but `lstat`. With captured deltas, the expected snapshot is the
+//!   last delta's, and a hit keeps them (export ships each on top of the original layer).
+//!   `--defer` layers wait for [`finalize`].
 //! - [`check`] runs before the next buildpack and at the end: a fresh `lstat` walk of every
 //!   committed layer against its snapshot (with `verify_content`, files are re-hashed too),
 //!   typed results attributed to the buildpack that just ran, and a [`Policy`]: warn, fail
