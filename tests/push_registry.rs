@@ -1,12 +1,15 @@
 //! Push to a real registry: Debian's docker-registry (distribution 2.8) on 127.0.0.1 with a temp
 //! storage dir; skopeo pulls the image back with the same manifest digest; a second push sends
-//! no blob.
+//! no blob. With authentication: htpasswd (Basic), and tokens from a token service
+//! (tests/support/token_server.py) the registry trusts, credentials from `--creds` or the docker
+//! config file.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use common::cnb::make_build;
@@ -44,43 +47,46 @@ fn answers(port: u16) -> bool {
     {
         return false;
     }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+    let mut head = [0u8; 9];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
 }
 
-fn start_registry(dir: &std::path::Path) -> Registry {
+/// Starts `program args` (a server on 127.0.0.1:`port`) and waits until it answers HTTP.
+fn serve(program: &str, args: &[&str], port: u16) -> Registry {
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} starts: {e}"));
+    let server = Registry { child, port };
+    for _ in 0..300 {
+        if answers(port) {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{program} did not answer on 127.0.0.1:{port}");
+}
+
+/// docker-registry storing under `dir`, with `auth` (a YAML `auth:` section, or empty).
+fn start_registry(dir: &Path, auth: &str) -> Registry {
     require_tool("docker-registry");
     let port = free_port();
     let config = dir.join("config.yml");
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
             s(&dir.join("storage"))
         ),
     )
     .unwrap();
-    let child = Command::new("docker-registry")
-        .args(["serve", s(&config)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker-registry starts");
-    let registry = Registry { child, port };
-    for _ in 0..300 {
-        if answers(port) {
-            return registry;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("docker-registry did not answer on 127.0.0.1:{port}");
+    serve("docker-registry", &["serve", s(&config)], port)
 }
 
-#[test]
-fn push_then_pull_back_gives_the_same_manifest_and_a_second_push_sends_no_blob() {
-    require_tool("skopeo");
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+/// The example build exported to `oci:<root>/image:v1`: the reference and the report.
+fn export_image(root: &Path) -> (String, serde_json::Value) {
     make_build(root);
     let image = format!("oci:{}:v1", s(&root.join("image")));
     let exported = json_lines(&[
@@ -93,7 +99,43 @@ fn push_then_pull_back_gives_the_same_manifest_and_a_second_push_sends_no_blob()
         &image,
     ])
     .remove(0);
-    let registry = start_registry(root);
+    (image, exported)
+}
+
+/// `layerize push IMAGE TARGET EXTRA... --json` with the docker config dir `docker_config`
+/// (never the user's own).
+fn push(image: &str, target: &str, docker_config: &Path, extra: &[&str]) -> Output {
+    layerize()
+        .env("DOCKER_CONFIG", docker_config)
+        .env_remove("LAYERIZE_REGISTRY_CREDS")
+        .args(["push", image, target, "--json"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn pushed(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn refused(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+}
+
+#[test]
+fn push_then_pull_back_gives_the_same_manifest_and_a_second_push_sends_no_blob() {
+    require_tool("skopeo");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (image, exported) = export_image(root);
+    let registry = start_registry(root, "");
     let target = format!("127.0.0.1:{}/team/app:v1", registry.port);
 
     let first = json_lines(&["push", &image, &target]).remove(0);
@@ -126,23 +168,122 @@ fn push_then_pull_back_gives_the_same_manifest_and_a_second_push_sends_no_blob()
 #[test]
 fn an_unreachable_registry_is_an_error_naming_the_url() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    make_build(root);
-    let image = format!("oci:{}:v1", s(&root.join("image")));
-    json_lines(&[
-        "export",
-        "--layers",
-        s(&root.join("layers")),
-        "--app",
-        s(&root.join("app")),
-        "--output",
-        &image,
-    ]);
+    let (image, _) = export_image(tmp.path());
     let port = free_port();
     let out = run_layerize(&["push", &image, &format!("127.0.0.1:{port}/app:v1")], 1);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!("http://127.0.0.1:{port}/v2/app/blobs/")),
+        stderr.contains(&format!("http://127.0.0.1:{port}/v2/")),
         "{stderr}"
     );
+}
+
+#[test]
+fn basic_auth_takes_credentials_from_the_flag_or_the_docker_config() {
+    require_tool("htpasswd");
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (image, exported) = export_image(root);
+    let htpasswd = root.join("htpasswd");
+    sh(&format!("htpasswd -Bbn alice s3cret > {}", s(&htpasswd)));
+    let auth = format!(
+        "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+        s(&htpasswd)
+    );
+    let registry = start_registry(root, &auth);
+    let target = format!("127.0.0.1:{}/team/app:v1", registry.port);
+    let (no_config, config) = (root.join("no-config"), root.join("docker"));
+
+    refused(
+        &push(&image, &target, &no_config, &[]),
+        "requires credentials",
+    );
+    refused(
+        &push(&image, &target, &no_config, &["--creds", "alice:wrong"]),
+        "401",
+    );
+    let first = pushed(&push(
+        &image,
+        &target,
+        &no_config,
+        &["--creds", "alice:s3cret"],
+    ));
+    assert_eq!(first["pushed"].as_array().unwrap().len(), 4);
+    assert_eq!(first["manifest"], exported["manifest"]);
+
+    // What `docker login 127.0.0.1:<port>` saves.
+    std::fs::create_dir(&config).unwrap();
+    let encoded = sh("printf alice:s3cret | base64").trim().to_owned();
+    std::fs::write(
+        config.join("config.json"),
+        format!(
+            r#"{{"auths":{{"127.0.0.1:{}":{{"auth":"{encoded}"}}}}}}"#,
+            registry.port
+        ),
+    )
+    .unwrap();
+    let again = pushed(&push(&image, &target, &config, &[]));
+    assert_eq!(again["skipped"].as_array().unwrap().len(), 4, "{again}");
+}
+
+#[test]
+fn bearer_tokens_come_from_the_token_service_the_registry_names() {
+    for tool in ["openssl", "python3", "skopeo"] {
+        require_tool(tool);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (image, exported) = export_image(root);
+    let (key, cert) = (root.join("key.pem"), root.join("cert.pem"));
+    sh(&format!(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout {} -out {} -days 1 -subj /CN=issuer 2>/dev/null",
+        s(&key),
+        s(&cert)
+    ));
+    let token_port = free_port();
+    let script = repo().join("tests/support/token_server.py");
+    let port = token_port.to_string();
+    let _tokens = serve(
+        "python3",
+        &[
+            s(&script),
+            &port,
+            s(&key),
+            s(&cert),
+            "alice",
+            "s3cret",
+            "test-issuer",
+            "test-registry",
+        ],
+        token_port,
+    );
+    let auth = format!(
+        "auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
+        s(&cert)
+    );
+    let registry = start_registry(root, &auth);
+    let target = format!("127.0.0.1:{}/team/app:v1", registry.port);
+    let no_config = root.join("no-config");
+
+    refused(
+        &push(&image, &target, &no_config, &[]),
+        "requires credentials",
+    );
+    refused(
+        &push(&image, &target, &no_config, &["--creds", "alice:wrong"]),
+        "refused",
+    );
+    let first = pushed(&push(
+        &image,
+        &target,
+        &no_config,
+        &["--creds", "alice:s3cret"],
+    ));
+    assert_eq!(first["pushed"].as_array().unwrap().len(), 4);
+
+    let inspect: serde_json::Value = serde_json::from_str(&sh(&format!(
+        "skopeo inspect --tls-verify=false --creds alice:s3cret docker://{target}"
+    )))
+    .unwrap();
+    assert_eq!(inspect["Digest"], exported["manifest"]);
 }

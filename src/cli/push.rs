@@ -3,7 +3,7 @@
 use clap::Args;
 use layerize::LayoutRef;
 use layerize::error::Result;
-use layerize::registry::{RegistryRef, push};
+use layerize::registry::{Credentials, RegistryRef, push};
 
 use super::output::{self, OutputArgs};
 
@@ -17,12 +17,30 @@ pub struct PushArgs {
     /// Speak plain http (always done for 127.0.0.1 and localhost).
     #[arg(long)]
     pub insecure: bool,
+    /// Registry credentials; without them, those `docker login` saved in the docker config
+    /// file ($DOCKER_CONFIG/config.json, else ~/.docker/config.json) are used, if any.
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "LAYERIZE_REGISTRY_CREDS",
+        hide_env_values = true
+    )]
+    pub creds: Option<Credentials>,
     #[command(flatten)]
     pub out: OutputArgs,
 }
 
 pub fn run(args: PushArgs) -> Result<()> {
-    let report = push(&args.source, &args.target, args.insecure)?;
+    let credentials = match args.creds {
+        Some(creds) => Some(creds),
+        None => Credentials::from_docker_config(&args.target.host)?,
+    };
+    let report = push(
+        &args.source,
+        &args.target,
+        args.insecure,
+        credentials.as_ref(),
+    )?;
     if args.out.json {
         output::json_line(&report);
         return Ok(());

@@ -6,9 +6,13 @@
 //! registry refuses bytes that do not match the digest). Then `PUT /v2/<repo>/manifests/<tag>`
 //! with the manifest's exact bytes, so its digest is the layout's.
 //!
+//! Before that, the registry's authentication challenge is answered once ([`auth`]: Basic, or
+//! a Bearer token from the registry's token service), and every request carries the result.
+//!
 //! The HTTP client is ureq: blocking, no async runtime. Plain http is used with `insecure` or
-//! for a loopback registry; https needs the `tls` cargo feature. Registries that require
-//! authentication are not supported: a 401 is reported as such.
+//! for a loopback registry; https needs the `tls` cargo feature.
+
+mod auth;
 
 use std::fs::File;
 use std::io::Read;
@@ -21,6 +25,7 @@ use ureq::Agent;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci_layout::{ImageLayout, LayoutRef, descriptor_digest};
+pub use auth::Credentials;
 
 /// `HOST[:PORT]/REPOSITORY[:TAG]` (tag `latest` when absent).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,12 +114,18 @@ pub struct PushReport {
     pub manifest: Digest,
 }
 
-/// Pushes the image `source` to `target`.
+/// Pushes the image `source` to `target`, authenticating with `credentials` if the registry
+/// asks (see [`auth`]).
 ///
 /// # Errors
 /// [`Error::Invalid`] / [`Error::Read`] for a bad layout; [`Error::Write`] naming the URL when
-/// the registry cannot be reached or answers with an unexpected status.
-pub fn push(source: &LayoutRef, target: &RegistryRef, insecure: bool) -> Result<PushReport> {
+/// the registry cannot be reached, refuses the credentials or answers with an unexpected status.
+pub fn push(
+    source: &LayoutRef,
+    target: &RegistryRef,
+    insecure: bool,
+    credentials: Option<&Credentials>,
+) -> Result<PushReport> {
     let layout = ImageLayout::open(&source.dir)?;
     let manifest_desc = layout.resolve(source.tag.as_deref())?;
     let manifest_digest = descriptor_digest(layout.root(), &manifest_desc)?;
@@ -131,11 +142,17 @@ pub fn push(source: &LayoutRef, target: &RegistryRef, insecure: bool) -> Result<
     } else {
         "https"
     };
-    let base = format!("{scheme}://{}/v2/{}", target.host, target.repository);
+    let origin = format!("{scheme}://{}", target.host);
+    let base = format!("{origin}/v2/{}", target.repository);
     let agent: Agent = Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
+    let authorization = auth::authorize(&agent, &origin, &target.repository, credentials)?;
+    let session = Session {
+        agent,
+        authorization,
+    };
     let mut report = PushReport {
         reference: target.to_string(),
         pushed: Vec::new(),
@@ -149,7 +166,7 @@ pub fn push(source: &LayoutRef, target: &RegistryRef, insecure: bool) -> Result<
             continue;
         }
         let url = format!("{base}/blobs/{digest}");
-        let status = agent
+        let status = session
             .head(&url)
             .call()
             .map_err(net(&url))?
@@ -158,7 +175,7 @@ pub fn push(source: &LayoutRef, target: &RegistryRef, insecure: bool) -> Result<
         match status {
             200 => report.skipped.push(digest),
             404 => {
-                upload(&agent, &base, &layout, &digest)?;
+                upload(&session, &base, &layout, &digest)?;
                 report.pushed.push(PushedBlob {
                     digest,
                     size: desc.size(),
@@ -168,7 +185,7 @@ pub fn push(source: &LayoutRef, target: &RegistryRef, insecure: bool) -> Result<
         }
     }
     let url = format!("{base}/manifests/{}", target.tag);
-    let mut response = agent
+    let mut response = session
         .put(&url)
         .header("Content-Type", manifest_desc.media_type().to_string())
         .send(&manifest_bytes[..])
@@ -190,10 +207,37 @@ pub fn push(source: &LayoutRef, target: &RegistryRef, insecure: bool) -> Result<
     Ok(report)
 }
 
+/// An agent and the `Authorization` header its requests carry.
+struct Session {
+    agent: Agent,
+    authorization: Option<String>,
+}
+
+impl Session {
+    fn head(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        self.authorized(self.agent.head(url))
+    }
+
+    fn post(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.authorized(self.agent.post(url))
+    }
+
+    fn put(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.authorized(self.agent.put(url))
+    }
+
+    fn authorized<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.authorization {
+            Some(value) => request.header("Authorization", value),
+            None => request,
+        }
+    }
+}
+
 /// POST to open an upload, PUT the blob file to its location.
-fn upload(agent: &Agent, base: &str, layout: &ImageLayout, digest: &Digest) -> Result<()> {
+fn upload(session: &Session, base: &str, layout: &ImageLayout, digest: &Digest) -> Result<()> {
     let url = format!("{base}/blobs/uploads/");
-    let mut response = agent.post(&url).send_empty().map_err(net(&url))?;
+    let mut response = session.post(&url).send_empty().map_err(net(&url))?;
     let status = response.status().as_u16();
     if status != 202 {
         let body = response.body_mut().read_to_string().unwrap_or_default();
@@ -214,7 +258,7 @@ fn upload(agent: &Agent, base: &str, layout: &ImageLayout, digest: &Digest) -> R
     put_url.push_str(&format!("digest={digest}"));
     let path = layout.blob_path(digest);
     let file = File::open(&path).map_err(Error::read(&path))?;
-    let mut response = agent
+    let mut response = session
         .put(&put_url)
         .header("Content-Type", "application/octet-stream")
         .send(file)
@@ -237,7 +281,7 @@ fn net(url: &str) -> impl FnOnce(ureq::Error) -> Error {
 
 fn unexpected(url: &str, status: u16, body: &str) -> Error {
     let hint = if status == 401 {
-        " (authentication is not supported)"
+        " (credentials missing or refused)"
     } else {
         ""
     };
