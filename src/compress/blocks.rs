@@ -19,6 +19,8 @@ pub type CompressBlock = Box<dyn FnMut(&[u8], bool, &mut Vec<u8>) -> io::Result<
 
 struct Job {
     data: Vec<u8>,
+    /// An output buffer to fill (empty; recycled like the input buffers).
+    out: Vec<u8>,
     last: bool,
     reply: SyncSender<io::Result<Done>>,
 }
@@ -38,7 +40,10 @@ pub struct BlockWriter<W: Write> {
     jobs: Option<SyncSender<Job>>,
     workers: Vec<JoinHandle<()>>,
     pending: VecDeque<Receiver<io::Result<Done>>>,
+    /// Input and output buffers of written blocks, for reuse: no allocation per block, so
+    /// memory stays at the blocks in flight.
     spare: Vec<Vec<u8>>,
+    spare_out: Vec<Vec<u8>>,
     max_pending: usize,
     name: &'static str,
 }
@@ -76,6 +81,7 @@ impl<W: Write> BlockWriter<W> {
             workers,
             pending: VecDeque::new(),
             spare: Vec::new(),
+            spare_out: Vec::new(),
             max_pending: 2 * threads + 1,
             name,
         })
@@ -105,8 +111,14 @@ impl<W: Write> BlockWriter<W> {
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(self.block_size));
         let data = std::mem::replace(&mut self.block, fresh);
+        let out = self.spare_out.pop().unwrap_or_default();
         let (reply, done) = mpsc::sync_channel(1);
-        let job = Job { data, last, reply };
+        let job = Job {
+            data,
+            out,
+            last,
+            reply,
+        };
         let failed = self.worker_failed();
         self.jobs
             .as_ref()
@@ -146,6 +158,8 @@ impl<W: Write> BlockWriter<W> {
         self.inner_mut().write_all(&done.compressed)?;
         done.data.clear();
         self.spare.push(done.data);
+        done.compressed.clear();
+        self.spare_out.push(done.compressed);
         Ok(())
     }
 
@@ -195,7 +209,7 @@ fn work(queue: &Mutex<Receiver<Job>>, mut compress: CompressBlock) {
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let mut compressed = Vec::new();
+        let mut compressed = job.out;
         let result = compress(&job.data, job.last, &mut compressed).map(|()| Done {
             compressed,
             data: job.data,
