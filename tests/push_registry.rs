@@ -178,6 +178,24 @@ fn an_unreachable_registry_is_an_error_naming_the_url() {
     );
 }
 
+/// Without credentials the push is refused, with wrong ones too (the error says `wrong`), with
+/// `--creds` it sends config and layers.
+fn credentials_are_required_checked_and_used(
+    image: &str,
+    target: &str,
+    config: &Path,
+    wrong: &str,
+) {
+    let no_creds = push(image, target, config, &[]);
+    refused(&no_creds, "requires credentials");
+    refused(
+        &push(image, target, config, &["--creds", "alice:wrong"]),
+        wrong,
+    );
+    let first = pushed(&push(image, target, config, &["--creds", "alice:s3cret"]));
+    assert_eq!(first["pushed"].as_array().unwrap().len(), 4);
+}
+
 #[test]
 fn basic_auth_takes_credentials_from_the_flag_or_the_docker_config() {
     require_tool("htpasswd");
@@ -194,22 +212,7 @@ fn basic_auth_takes_credentials_from_the_flag_or_the_docker_config() {
     let target = format!("127.0.0.1:{}/team/app:v1", registry.port);
     let (no_config, config) = (root.join("no-config"), root.join("docker"));
 
-    refused(
-        &push(&image, &target, &no_config, &[]),
-        "requires credentials",
-    );
-    refused(
-        &push(&image, &target, &no_config, &["--creds", "alice:wrong"]),
-        "401",
-    );
-    let first = pushed(&push(
-        &image,
-        &target,
-        &no_config,
-        &["--creds", "alice:s3cret"],
-    ));
-    assert_eq!(first["pushed"].as_array().unwrap().len(), 4);
-    assert_eq!(first["manifest"], exported["manifest"]);
+    credentials_are_required_checked_and_used(&image, &target, &no_config, "401");
 
     // What `docker login 127.0.0.1:<port>` saves.
     std::fs::create_dir(&config).unwrap();
@@ -224,6 +227,7 @@ fn basic_auth_takes_credentials_from_the_flag_or_the_docker_config() {
     .unwrap();
     let again = pushed(&push(&image, &target, &config, &[]));
     assert_eq!(again["skipped"].as_array().unwrap().len(), 4, "{again}");
+    assert_eq!(again["manifest"], exported["manifest"]);
 }
 
 #[test]
@@ -265,21 +269,7 @@ fn bearer_tokens_come_from_the_token_service_the_registry_names() {
     let target = format!("127.0.0.1:{}/team/app:v1", registry.port);
     let no_config = root.join("no-config");
 
-    refused(
-        &push(&image, &target, &no_config, &[]),
-        "requires credentials",
-    );
-    refused(
-        &push(&image, &target, &no_config, &["--creds", "alice:wrong"]),
-        "refused",
-    );
-    let first = pushed(&push(
-        &image,
-        &target,
-        &no_config,
-        &["--creds", "alice:s3cret"],
-    ));
-    assert_eq!(first["pushed"].as_array().unwrap().len(), 4);
+    credentials_are_required_checked_and_used(&image, &target, &no_config, "refused");
 
     let inspect: serde_json::Value = serde_json::from_str(&sh(&format!(
         "skopeo inspect --tls-verify=false --creds alice:s3cret docker://{target}"
