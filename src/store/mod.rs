@@ -14,118 +14,28 @@
 //! Writes are atomic: bytes go to a temp file in `tmp/`, are fsynced, renamed to their final
 //! name and the directory is fsynced, so a crash never leaves a partial blob under a final name.
 //! Reads verify: [`Store::open_blob`] fails at end of stream when the bytes do not match the name.
+//!
+//! This module owns the directory, the lock, blobs and atomic writes; [`records`] the layer
+//! records, deltas and the deferred list; [`adoptions`] the layers restored from cache.
+
+mod adoptions;
+mod records;
+
+pub use adoptions::{AdoptedTar, Adoption};
+pub use records::{Deferred, DeltaOf, LayerRecord};
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::archive::{TarSpec, WalkedEntry};
 use crate::blob_file::sync_dir;
 use crate::compress::Compression;
 use crate::digest::{Digest, HashingWriter, VerifyingReader};
 use crate::error::{Error, Result};
-use crate::layers_dir::{BuildpackId, LayerTypes};
-use crate::pipeline::{BlobInfo, LayerBlobs, layerize_observed};
-
-/// The record of a committed layer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerRecord {
-    /// Owning buildpack (from the layer's path).
-    pub owner: BuildpackId,
-    /// Layer name.
-    pub layer: String,
-    /// `[types]` at commit time.
-    pub types: LayerTypes,
-    /// `[metadata]` at commit time.
-    pub metadata: serde_json::Value,
-    /// sha256 of the uncompressed tar.
-    pub diff_id: Digest,
-    /// Size of the uncompressed tar.
-    pub size: u64,
-    /// Entries in the layer (ancestors not counted).
-    pub files: u64,
-    /// Stored blobs of the layer, the uncompressed tar first.
-    pub blobs: Vec<BlobInfo>,
-    /// sha256 of the layer toml's bytes at commit time (`None` for a delta).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub toml_digest: Option<Digest>,
-    /// Digest of the stat snapshot blob ([`crate::snapshot::Snapshot`]) of the layer dir as
-    /// committed (for a delta: as captured).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot: Option<Digest>,
-    /// In-image path of the layer dir (`/layers/<escaped-id>/<layer>`), the prefix of every
-    /// entry name in its tar.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_path: Option<String>,
-    /// Digest of the tar parameters other than the tree (name, ancestors, owner); a commit is
-    /// a cache hit only when they are unchanged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub spec_digest: Option<Digest>,
-    /// For a delta captured by `check --policy capture`: the layer it changes. The record's
-    /// `owner` is then the buildpack that made the change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub delta_of: Option<DeltaOf>,
-}
-
-/// The layer a captured delta applies to, and its place among that layer's deltas.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DeltaOf {
-    /// Owner of the original layer.
-    pub owner: BuildpackId,
-    /// Name of the original layer.
-    pub layer: String,
-    /// 1 for the first delta of that layer, then 2, ...: deltas apply in this order, after the
-    /// original.
-    pub seq: u32,
-}
-
-/// A layer restored from cache, snapshotted at restore time but not committed: its owner may
-/// change it until its own commit; any other buildpack's change is a violation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Adoption {
-    /// Owning buildpack (from the layer's path).
-    pub owner: BuildpackId,
-    /// Layer name.
-    pub layer: String,
-    /// sha256 of the layer toml's bytes when it was restored.
-    pub toml_digest: Digest,
-    /// Digest of the stat snapshot blob taken after the restore.
-    pub snapshot: Digest,
-    /// The cached tar the layer was extracted from, stored as a blob, when the owner's commit
-    /// may take it as the layer's tar without re-tarring (see [`crate::guard::adopt`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub candidate: Option<AdoptedTar>,
-}
-
-/// A cached tar kept in the store for the owner's commit of a layer restored from it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AdoptedTar {
-    /// diffID of the tar, also its blob's name in the store.
-    pub diff_id: Digest,
-    /// Size of the tar.
-    pub size: u64,
-    /// Digest of the tar parameters ([`LayerRecord::spec_digest`]) the tar was written with:
-    /// the commit takes the tar only when its own parameters give the same digest.
-    pub spec_digest: Digest,
-}
-
-/// A layer whose commit waits for `commit --finalize`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Deferred {
-    /// Owning buildpack.
-    pub owner: BuildpackId,
-    /// Layer name.
-    pub layer: String,
-}
-
-impl LayerRecord {
-    /// The stored blob in `compression`, if any.
-    pub fn blob(&self, compression: Compression) -> Option<&BlobInfo> {
-        self.blobs.iter().find(|b| b.compression == compression)
-    }
-}
+use crate::pipeline::{LayerBlobs, layerize_observed};
 
 /// A store directory.
 #[derive(Debug, Clone)]
@@ -163,13 +73,7 @@ impl Store {
     /// # Errors
     /// [`Error::Write`] when the lock file cannot be opened or locked.
     pub fn lock(&self) -> Result<StoreLock> {
-        let path = self.root.join("lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(Error::write(&path))?;
+        let (path, file) = self.lock_file()?;
         file.lock().map_err(Error::write(&path))?;
         Ok(StoreLock { _file: file })
     }
@@ -179,6 +83,15 @@ impl Store {
     /// # Errors
     /// [`Error::Write`] when the lock file cannot be opened or locked.
     pub fn try_lock(&self) -> Result<Option<StoreLock>> {
+        let (path, file) = self.lock_file()?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(StoreLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(Error::Write { path, source: e }),
+        }
+    }
+
+    fn lock_file(&self) -> Result<(PathBuf, File)> {
         let path = self.root.join("lock");
         let file = File::options()
             .create(true)
@@ -186,11 +99,7 @@ impl Store {
             .write(true)
             .open(&path)
             .map_err(Error::write(&path))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(StoreLock { _file: file })),
-            Err(fs::TryLockError::WouldBlock) => Ok(None),
-            Err(fs::TryLockError::Error(e)) => Err(Error::Write { path, source: e }),
-        }
+        Ok((path, file))
     }
 
     /// Where the blob with `digest` lives.
@@ -258,151 +167,9 @@ impl Store {
         }
         Ok(blobs)
     }
+}
 
-    fn record_path(&self, owner: &BuildpackId, layer: &str) -> PathBuf {
-        self.root
-            .join("records")
-            .join(owner.escaped())
-            .join(format!("{layer}.json"))
-    }
-
-    /// The record of a committed layer, if there is one.
-    ///
-    /// # Errors
-    /// [`Error::Read`], or [`Error::Invalid`] for a record that does not parse.
-    pub fn record(&self, owner: &BuildpackId, layer: &str) -> Result<Option<LayerRecord>> {
-        let path = self.record_path(owner, layer);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::invalid(&path, format!("malformed layer record: {e}"))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::Read { path, source: e }),
-        }
-    }
-
-    /// Writes (atomically) the record of a layer.
-    ///
-    /// # Errors
-    /// [`Error::Write`].
-    pub fn put_record(&self, record: &LayerRecord) -> Result<()> {
-        let path = self.record_path(&record.owner, &record.layer);
-        let json = serde_json::to_vec_pretty(record).expect("records serialize");
-        self.write_atomic(&path, &json)
-    }
-
-    /// Removes the record of a layer (or delta), if present.
-    ///
-    /// # Errors
-    /// [`Error::Write`].
-    pub fn remove_record(&self, owner: &BuildpackId, layer: &str) -> Result<()> {
-        remove_if_present(&self.record_path(owner, layer))
-    }
-
-    /// The deltas captured for a layer, in the order they apply.
-    ///
-    /// # Errors
-    /// As [`Store::records`].
-    pub fn deltas_of(&self, owner: &BuildpackId, layer: &str) -> Result<Vec<LayerRecord>> {
-        let mut deltas: Vec<LayerRecord> = self
-            .records()?
-            .into_iter()
-            .filter(|r| {
-                r.delta_of
-                    .as_ref()
-                    .is_some_and(|d| &d.owner == owner && d.layer == layer)
-            })
-            .collect();
-        deltas.sort_by_key(|r| r.delta_of.as_ref().map(|d| d.seq));
-        Ok(deltas)
-    }
-
-    fn adoption_path(&self, owner: &BuildpackId, layer: &str) -> PathBuf {
-        self.root
-            .join("adopted")
-            .join(owner.escaped())
-            .join(format!("{layer}.json"))
-    }
-
-    /// Records (atomically) a layer restored from cache.
-    ///
-    /// # Errors
-    /// [`Error::Write`].
-    pub fn put_adoption(&self, adoption: &Adoption) -> Result<()> {
-        let path = self.adoption_path(&adoption.owner, &adoption.layer);
-        let json = serde_json::to_vec_pretty(adoption).expect("adoptions serialize");
-        self.write_atomic(&path, &json)
-    }
-
-    /// Forgets the adoption of a layer (its owner committed it).
-    ///
-    /// # Errors
-    /// [`Error::Write`].
-    pub fn remove_adoption(&self, owner: &BuildpackId, layer: &str) -> Result<()> {
-        remove_if_present(&self.adoption_path(owner, layer))
-    }
-
-    /// The adoption of a layer, if there is one.
-    ///
-    /// # Errors
-    /// [`Error::Read`], or [`Error::Invalid`] for an adoption that does not parse.
-    pub fn adoption(&self, owner: &BuildpackId, layer: &str) -> Result<Option<Adoption>> {
-        let path = self.adoption_path(owner, layer);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::invalid(&path, format!("malformed adoption: {e}"))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::read(&path)(e)),
-        }
-    }
-
-    /// Every adopted (restored, not yet committed) layer, by owner then layer.
-    ///
-    /// # Errors
-    /// [`Error::Read`] or [`Error::Invalid`].
-    pub fn adoptions(&self) -> Result<Vec<Adoption>> {
-        let mut all: Vec<Adoption> = read_json_tree(&self.root.join("adopted"))?;
-        all.sort_by(|a, b| (&a.owner, &a.layer).cmp(&(&b.owner, &b.layer)));
-        Ok(all)
-    }
-
-    /// The layers waiting for `commit --finalize`, sorted.
-    ///
-    /// # Errors
-    /// [`Error::Read`] or [`Error::Invalid`].
-    pub fn deferred(&self) -> Result<Vec<Deferred>> {
-        let path = self.root.join("deferred.json");
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| Error::invalid(&path, format!("malformed deferred list: {e}"))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(Error::Read { path, source: e }),
-        }
-    }
-
-    /// Replaces (atomically) the list of deferred layers.
-    ///
-    /// # Errors
-    /// [`Error::Write`].
-    pub fn set_deferred(&self, deferred: &[Deferred]) -> Result<()> {
-        let mut list = deferred.to_vec();
-        list.sort();
-        list.dedup();
-        let json = serde_json::to_vec_pretty(&list).expect("lists serialize");
-        self.write_atomic(&self.root.join("deferred.json"), &json)
-    }
-
-    /// Every record in the store (layers and deltas), by owner then layer.
-    ///
-    /// # Errors
-    /// [`Error::Read`] or [`Error::Invalid`] for an unreadable or malformed record.
-    pub fn records(&self) -> Result<Vec<LayerRecord>> {
-        let mut records: Vec<LayerRecord> = read_json_tree(&self.root.join("records"))?;
-        records.sort_by(|a, b| (&a.owner, &a.layer).cmp(&(&b.owner, &b.layer)));
-        Ok(records)
-    }
-
+impl Store {
     /// Writes `bytes` to `path` atomically: temp file in `tmp/`, fsync, rename, fsync dir.
     ///
     /// # Errors
@@ -422,6 +189,23 @@ impl Store {
             source: e.error,
         })?;
         sync_dir(dir)
+    }
+
+    /// Writes `value` as pretty JSON to `path`, atomically.
+    fn write_json<T: Serialize + ?Sized>(&self, path: &Path, value: &T) -> Result<()> {
+        let json = serde_json::to_vec_pretty(value).expect("store documents serialize");
+        self.write_atomic(path, &json)
+    }
+}
+
+/// The JSON document at `path` (a `what`, for errors), `None` when there is none.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<Option<T>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::invalid(path, format!("malformed {what}: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::read(path)(e)),
     }
 }
 
