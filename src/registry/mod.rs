@@ -12,7 +12,7 @@
 //! The HTTP client is ureq: blocking, no async runtime. Plain http is used with `insecure` or
 //! for a loopback registry; https needs the `tls` cargo feature.
 
-mod auth;
+pub mod auth;
 
 use std::fs::File;
 use std::io::Read;
