@@ -15,8 +15,8 @@
 //! name and the directory is fsynced, so a crash never leaves a partial blob under a final name.
 //! Reads verify: [`Store::open_blob`] fails at end of stream when the bytes do not match the name.
 //!
-//! This module owns the directory, the lock, blobs and atomic writes; [`records`] the layer
-//! records, deltas and the deferred list; [`adoptions`] the layers restored from cache.
+//! This module owns the directory, the lock, blobs and atomic writes; `records.rs` the layer
+//! records, deltas and the deferred list; `adoptions.rs` the layers restored from cache.
 
 mod adoptions;
 mod records;
