@@ -18,7 +18,7 @@
 //! | whole-store verification (blobs, record references) | [`verify`] |
 //! | a layer's committed tar and its compressed blobs | [`layer_blob`] |
 //! | OCI image layout directories | [`oci_layout`] |
-//! | export: committed layers to an OCI image | [`export`] |
+//! | export: committed layers to an OCI image | [`export`](mod@export) |
 //! | lifecycle's volume cache: save and restore | [`cache`] |
 //! | push to a registry (OCI distribution API) | [`registry`] |
 //! | stat snapshots of layer dirs and their diff | [`snapshot`] |

@@ -5,8 +5,8 @@
 //! 1. `<layers>/<escaped-id>/` is created and an empty plan toml written (there is no detect
 //!    phase here, so the plan has no entries);
 //! 2. its `bin/build` runs (see [`exec`]) in the environment the earlier buildpacks' build
-//!    layers provide (see [`env`]); its output is passed on line by line; a non-zero exit stops
-//!    the build with [`Error::BuildpackFailed`];
+//!    layers provide (see [`env`](mod@env)); its output is passed on line by line; a non-zero
+//!    exit stops the build with [`Error::BuildpackFailed`];
 //! 3. as lifecycle does, a layer whose types are all false is renamed `<layer>.ignore`, then the
 //!    buildpack's `build = true` layers are added to the environment of the next ones;
 //! 4. its layers are committed and every committed layer is checked, changes attributed to it

@@ -51,7 +51,7 @@ impl Store {
     /// Records (atomically) a layer restored from cache.
     ///
     /// # Errors
-    /// [`Error::Write`](crate::error::Error::Write).
+    /// [`Error::Write`](crate::Error::Write).
     pub fn put_adoption(&self, adoption: &Adoption) -> Result<()> {
         self.write_json(
             &self.adoption_path(&adoption.owner, &adoption.layer),
@@ -62,7 +62,7 @@ impl Store {
     /// Forgets the adoption of a layer (its owner committed it).
     ///
     /// # Errors
-    /// [`Error::Write`](crate::error::Error::Write).
+    /// [`Error::Write`](crate::Error::Write).
     pub fn remove_adoption(&self, owner: &BuildpackId, layer: &str) -> Result<()> {
         remove_if_present(&self.adoption_path(owner, layer))
     }
@@ -70,7 +70,8 @@ impl Store {
     /// The adoption of a layer, if there is one.
     ///
     /// # Errors
-    /// [`Error::Read`](crate::error::Error::Read), or [`Error::Invalid`](crate::error::Error::Invalid) for an adoption that does not parse.
+    /// [`Error::Read`](crate::Error::Read), or
+    /// [`Error::Invalid`](crate::Error::Invalid) for an adoption that does not parse.
     pub fn adoption(&self, owner: &BuildpackId, layer: &str) -> Result<Option<Adoption>> {
         read_json(&self.adoption_path(owner, layer), "adoption")
     }
@@ -78,7 +79,7 @@ impl Store {
     /// Every adopted (restored, not yet committed) layer, by owner then layer.
     ///
     /// # Errors
-    /// [`Error::Read`](crate::error::Error::Read) or [`Error::Invalid`](crate::error::Error::Invalid).
+    /// [`Error::Read`](crate::Error::Read) or [`Error::Invalid`](crate::Error::Invalid).
     pub fn adoptions(&self) -> Result<Vec<Adoption>> {
         let mut all: Vec<Adoption> = read_json_tree(&self.root.join("adopted"))?;
         all.sort_by(|a, b| (&a.owner, &a.layer).cmp(&(&b.owner, &b.layer)));

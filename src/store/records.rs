@@ -92,7 +92,8 @@ impl Store {
     /// The record of a committed layer, if there is one.
     ///
     /// # Errors
-    /// [`Error::Read`](crate::error::Error::Read), or [`Error::Invalid`](crate::error::Error::Invalid) for a record that does not parse.
+    /// [`Error::Read`](crate::Error::Read), or [`Error::Invalid`](crate::Error::Invalid) for a
+    /// record that does not parse.
     pub fn record(&self, owner: &BuildpackId, layer: &str) -> Result<Option<LayerRecord>> {
         read_json(&self.record_path(owner, layer), "layer record")
     }
@@ -100,7 +101,7 @@ impl Store {
     /// Writes (atomically) the record of a layer.
     ///
     /// # Errors
-    /// [`Error::Write`](crate::error::Error::Write).
+    /// [`Error::Write`](crate::Error::Write).
     pub fn put_record(&self, record: &LayerRecord) -> Result<()> {
         self.write_json(&self.record_path(&record.owner, &record.layer), record)
     }
@@ -108,7 +109,7 @@ impl Store {
     /// Removes the record of a layer (or delta), if present.
     ///
     /// # Errors
-    /// [`Error::Write`](crate::error::Error::Write).
+    /// [`Error::Write`](crate::Error::Write).
     pub fn remove_record(&self, owner: &BuildpackId, layer: &str) -> Result<()> {
         remove_if_present(&self.record_path(owner, layer))
     }
@@ -134,7 +135,7 @@ impl Store {
     /// The layers waiting for `commit --finalize`, sorted.
     ///
     /// # Errors
-    /// [`Error::Read`](crate::error::Error::Read) or [`Error::Invalid`](crate::error::Error::Invalid).
+    /// [`Error::Read`](crate::Error::Read) or [`Error::Invalid`](crate::Error::Invalid).
     pub fn deferred(&self) -> Result<Vec<Deferred>> {
         let list = read_json(&self.root.join("deferred.json"), "deferred list")?;
         Ok(list.unwrap_or_default())
@@ -143,7 +144,7 @@ impl Store {
     /// Replaces (atomically) the list of deferred layers.
     ///
     /// # Errors
-    /// [`Error::Write`](crate::error::Error::Write).
+    /// [`Error::Write`](crate::Error::Write).
     pub fn set_deferred(&self, deferred: &[Deferred]) -> Result<()> {
         let mut list = deferred.to_vec();
         list.sort();
@@ -154,7 +155,8 @@ impl Store {
     /// Every record in the store (layers and deltas), by owner then layer.
     ///
     /// # Errors
-    /// [`Error::Read`](crate::error::Error::Read) or [`Error::Invalid`](crate::error::Error::Invalid) for an unreadable or malformed record.
+    /// [`Error::Read`](crate::Error::Read) or [`Error::Invalid`](crate::Error::Invalid) for an
+    /// unreadable or malformed record.
     pub fn records(&self) -> Result<Vec<LayerRecord>> {
         let mut records: Vec<LayerRecord> = read_json_tree(&self.root.join("records"))?;
         records.sort_by(|a, b| (&a.owner, &a.layer).cmp(&(&b.owner, &b.layer)));
