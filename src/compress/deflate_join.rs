@@ -51,6 +51,7 @@ pub(super) fn deflate_block(
     data: &[u8],
     last: bool,
 ) -> io::Result<Vec<u8>> {
+    // 5 bytes more: room for the empty stored block without growing the buffer.
     let mut out = vec![0; compressor.deflate_compress_bound(data.len()) + 5];
     let len = compressor
         .deflate_compress(data, &mut out)
