@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 pub mod blocks;
 mod deflate_join;
 pub mod gzip;
+#[cfg(test)]
+mod test_data;
 pub mod zstd;
 
 /// gzip compression level (libdeflate's scale, 0-12). Level 5 rather than 6: measured here,

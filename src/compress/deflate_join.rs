@@ -152,18 +152,7 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-
-    /// xorshift bytes: incompressible, so libdeflate stores them.
-    fn random(len: usize, mut x: u32) -> Vec<u8> {
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::compress::test_data::random;
 
     /// Words from a small vocabulary: libdeflate picks fixed or dynamic Huffman codes.
     fn text(len: usize, seed: u32) -> Vec<u8> {

@@ -95,6 +95,7 @@ mod tests {
     use std::process::{Command, Stdio};
 
     use super::*;
+    use crate::compress::test_data::random;
 
     /// Compressible but not trivial: text-like lines with varying numbers.
     fn sample(len: usize) -> Vec<u8> {
@@ -132,19 +133,6 @@ mod tests {
         out
     }
 
-    /// xorshift bytes: incompressible, so libdeflate writes stored blocks.
-    fn random(len: usize) -> Vec<u8> {
-        let mut x = 0x9e37_79b9_u32;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect()
-    }
-
     /// Runs `tool args blob` and returns its stdout, checking it succeeded.
     fn tool_output(tool: &str, args: &[&str], blob: &[u8]) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
@@ -168,14 +156,14 @@ mod tests {
             ("1 byte", b"x".to_vec()),
             ("1 MiB", sample(BLOCK)),
             ("1 MiB + 1", sample(BLOCK + 1)),
-            ("random", random(several)),
+            ("random", random(several, 0x9e37_79b9)),
             ("zeros", vec![0; several]),
             ("text", sample(several)),
             // Stored, dynamic and (a short last block) fixed-Huffman blocks after each other.
             (
                 "mixed",
                 [
-                    random(BLOCK),
+                    random(BLOCK, 0x9e37_79b9),
                     vec![0; BLOCK],
                     sample(BLOCK),
                     b"end".to_vec(),
