@@ -3,6 +3,8 @@
 
 pub mod extract;
 pub mod header;
+mod readahead;
+mod walk;
 pub mod writer;
 
 pub use extract::{ExtractOptions, ExtractSummary, extract};

@@ -1,0 +1,355 @@
+//! Ordered parallel read-ahead of regular files for the tar writer.
+//!
+//! A tree of many small files costs more in per-file system calls (open, stat, read, stat,
+//! close) than in hashing. The walk therefore submits each regular file, in walk order, as its
+//! parent directory's descriptor and its name; a pool of scoped reader threads (one per core)
+//! opens, stats and reads files ahead of time; the tar assembler takes the results back
+//! strictly in submission order, so the archive bytes and the first error reported do not
+//! depend on timing.
+//!
+//! A small file (at most [`Limits::small`] bytes) is read whole by a reader, which also checks
+//! after the read that it did not change and hashes it when asked. A larger file is handed over
+//! open and stat'ed and streams through the assembler's buffer. Memory stays bounded whatever
+//! the tree: at most [`Limits::bytes`] of content is held (a large file open counts as
+//! `small` bytes), except that the one file the assembler waits for may always proceed.
+//! Readers stop when the [`ReadAhead`] is dropped, also on error: no thread outlives the call.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fs::{File, Metadata};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+/// How far the readers may run ahead.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Files up to this size are read whole by the readers.
+    pub small: u64,
+    /// Content bytes held ahead of the assembler.
+    pub bytes: u64,
+}
+
+/// A regular file found by the walk: `name` in the directory open as `dir`.
+#[derive(Debug)]
+pub(crate) struct FileJob {
+    /// The parent directory.
+    pub dir: Arc<File>,
+    /// The file's name in it.
+    pub name: OsString,
+    /// Its path, for errors.
+    pub path: PathBuf,
+}
+
+/// A file's content as a reader left it.
+#[derive(Debug)]
+pub(crate) enum Content {
+    /// The whole content, checked unchanged, and its digest when hashing was asked for.
+    Whole(Vec<u8>, Option<Digest>),
+    /// A large file, open, to be streamed by the assembler.
+    Open(File),
+}
+
+/// A file opened and stat'ed through one descriptor.
+#[derive(Debug)]
+pub(crate) struct FileRead {
+    /// `fstat` of the descriptor, taken before the content was read.
+    pub metadata: Metadata,
+    /// The content.
+    pub content: Content,
+}
+
+/// A finished job and the budget it holds until the assembler takes it.
+type Slot = Option<(Result<FileRead>, u64)>;
+
+#[derive(Default)]
+struct State {
+    /// Jobs not yet taken by a reader, with their sequence numbers.
+    queue: VecDeque<(u64, FileJob)>,
+    /// Results by sequence number, starting at `taken`.
+    done: VecDeque<Slot>,
+    /// Sequence number of the next result the assembler takes.
+    taken: u64,
+    /// Content bytes reserved by readers and not yet taken.
+    bytes: u64,
+    /// Most bytes ever reserved at once (for tests).
+    peak: u64,
+    /// Readers waiting for work or budget.
+    idle: usize,
+    /// The assembler waits for result `taken`.
+    waiting: bool,
+    /// No more work: the assembler is gone.
+    closed: bool,
+    /// A reader panicked.
+    panicked: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Readers wait here for jobs and budget.
+    work: Condvar,
+    /// The assembler waits here for its next result.
+    ready: Condvar,
+    limits: Limits,
+    hash: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The assembler's end: submit files in walk order, take their reads back in the same order.
+pub(crate) struct ReadAhead<'a> {
+    shared: &'a Shared,
+    submitted: u64,
+}
+
+/// Runs `body` with a [`ReadAhead`] served by `readers` threads (at least one), which stop
+/// when `body` returns.
+pub(crate) fn with_read_ahead<R>(
+    readers: usize,
+    limits: Limits,
+    hash: bool,
+    body: impl FnOnce(&mut ReadAhead<'_>) -> R,
+) -> R {
+    let shared = Shared {
+        state: Mutex::new(State::default()),
+        work: Condvar::new(),
+        ready: Condvar::new(),
+        limits,
+        hash,
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..readers.max(1) {
+            scope.spawn(|| reader(&shared));
+        }
+        let mut ahead = ReadAhead {
+            shared: &shared,
+            submitted: 0,
+        };
+        body(&mut ahead)
+    })
+}
+
+impl ReadAhead<'_> {
+    /// Queues `jobs` (in walk order) for the readers.
+    pub fn submit(&mut self, jobs: impl IntoIterator<Item = FileJob>) {
+        let mut state = self.shared.lock();
+        for job in jobs {
+            state.queue.push_back((self.submitted, job));
+            state.done.push_back(None);
+            self.submitted += 1;
+        }
+        if state.idle > 0 {
+            self.shared.work.notify_all();
+        }
+    }
+
+    /// The read of the oldest file submitted and not yet taken, waiting for it if need be.
+    ///
+    /// # Panics
+    /// If nothing is pending, or if a reader panicked.
+    pub fn next(&mut self) -> Result<FileRead> {
+        let mut state = self.shared.lock();
+        assert!(state.taken < self.submitted, "no file pending");
+        loop {
+            assert!(!state.panicked, "a read-ahead thread panicked");
+            if let Some(Some(_)) = state.done.front() {
+                break;
+            }
+            state.waiting = true;
+            state = self
+                .shared
+                .ready
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+            state.waiting = false;
+        }
+        let (read, reserved) = state.done.pop_front().flatten().expect("checked above");
+        state.taken += 1;
+        state.bytes -= reserved;
+        if reserved > 0 && state.idle > 0 {
+            self.shared.work.notify_all();
+        }
+        read
+    }
+}
+
+impl Drop for ReadAhead<'_> {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.closed = true;
+        state.queue.clear();
+        self.shared.work.notify_all();
+    }
+}
+
+/// Marks the pool broken if its reader panics, so the assembler does not wait forever.
+struct PanicGuard<'a>(&'a Shared);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().panicked = true;
+            self.0.ready.notify_all();
+        }
+    }
+}
+
+fn reader(shared: &Shared) {
+    let _guard = PanicGuard(shared);
+    loop {
+        let (seq, job) = {
+            let mut state = shared.lock();
+            loop {
+                if state.closed {
+                    return;
+                }
+                if let Some(next) = state.queue.pop_front() {
+                    break next;
+                }
+                state = wait_for_work(shared, state);
+            }
+        };
+        let Some((read, reserved)) = read_file(shared, seq, &job) else {
+            return;
+        };
+        let mut state = shared.lock();
+        let Some(index) = seq.checked_sub(state.taken) else {
+            return;
+        };
+        state.done[index as usize] = Some((read, reserved));
+        if index == 0 && state.waiting {
+            shared.ready.notify_one();
+        }
+    }
+}
+
+fn wait_for_work<'a>(shared: &'a Shared, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    state.idle += 1;
+    let mut state = shared
+        .work
+        .wait(state)
+        .unwrap_or_else(PoisonError::into_inner);
+    state.idle -= 1;
+    state
+}
+
+/// Waits until `bytes` fit in the budget (at once when `seq` is the file the assembler takes
+/// next) and reserves them; `false` once the pool is closed.
+fn reserve(shared: &Shared, seq: u64, bytes: u64) -> bool {
+    let mut state = shared.lock();
+    loop {
+        if state.closed {
+            return false;
+        }
+        if seq == state.taken || state.bytes + bytes <= shared.limits.bytes {
+            state.bytes += bytes;
+            state.peak = state.peak.max(state.bytes);
+            return true;
+        }
+        state = wait_for_work(shared, state);
+    }
+}
+
+/// Opens, stats and (if small) reads `job`; `None` once the pool is closed.
+fn read_file(shared: &Shared, seq: u64, job: &FileJob) -> Option<(Result<FileRead>, u64)> {
+    let path = &job.path;
+    let opened = open_in(&job.dir, &job.name, path).and_then(|file| {
+        let metadata = file.metadata().map_err(|e| read_error(path, e))?;
+        if !metadata.is_file() {
+            return Err(changed(path, "replaced by another file"));
+        }
+        Ok((file, metadata))
+    });
+    let (file, metadata) = match opened {
+        Ok(opened) => opened,
+        Err(e) => return Some((Err(e), 0)),
+    };
+    let size = metadata.len();
+    let reserved = size.min(shared.limits.small);
+    if !reserve(shared, seq, reserved) {
+        return None;
+    }
+    if size > shared.limits.small {
+        let content = Content::Open(file);
+        return Some((Ok(FileRead { metadata, content }), reserved));
+    }
+    let read = read_whole(&file, path, &metadata, shared.hash).map(|(bytes, digest)| FileRead {
+        metadata,
+        content: Content::Whole(bytes, digest),
+    });
+    Some((read, reserved))
+}
+
+/// Reads exactly the `before.len()` bytes of `file` and checks it did not change meanwhile.
+fn read_whole(
+    file: &File,
+    path: &Path,
+    before: &Metadata,
+    hash: bool,
+) -> Result<(Vec<u8>, Option<Digest>)> {
+    let size = before.len() as usize;
+    let mut bytes = Vec::with_capacity(size);
+    while bytes.len() < size {
+        let n = rustix::io::read(file, rustix::buffer::spare_capacity(&mut bytes))
+            .map_err(|e| read_error(path, e.into()))?;
+        if n == 0 {
+            return Err(changed(path, "became shorter"));
+        }
+    }
+    // The spare capacity may exceed `size` by a few bytes.
+    if bytes.len() > size {
+        return Err(changed(path, "grew"));
+    }
+    let after = file.metadata().map_err(|e| read_error(path, e))?;
+    check_unchanged(path, before, &after)?;
+    let digest = hash.then(|| Digest::from_hasher(Sha256::new_with_prefix(&bytes)));
+    Ok((bytes, digest))
+}
+
+/// Fails unless `after` (stat'ed once the content was read) has the size and mtime of
+/// `before`.
+pub(crate) fn check_unchanged(path: &Path, before: &Metadata, after: &Metadata) -> Result<()> {
+    if after.len() > before.len() {
+        return Err(changed(path, "grew"));
+    }
+    if after.len() != before.len()
+        || after.mtime() != before.mtime()
+        || after.mtime_nsec() != before.mtime_nsec()
+    {
+        return Err(changed(path, "modified"));
+    }
+    Ok(())
+}
+
+/// Opens the regular file `name` of the directory `dir` for reading, without following a
+/// symlink and without blocking should it have become a fifo; `path` names it in errors.
+pub(crate) fn open_in(dir: &File, name: &std::ffi::OsStr, path: &Path) -> Result<File> {
+    use rustix::fs::{Mode, OFlags, openat};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    openat(dir, name, flags, Mode::empty())
+        .map(File::from)
+        .map_err(|e| read_error(path, e.into()))
+}
+
+fn read_error(path: &Path, source: std::io::Error) -> Error {
+    Error::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn changed(path: &Path, what: &str) -> Error {
+    Error::Changed {
+        path: path.to_path_buf(),
+        what: what.to_owned(),
+    }
+}
