@@ -64,6 +64,9 @@ pub(crate) struct FileRead {
     pub content: Content,
 }
 
+/// Results the assembler waits for in a row before it is woken.
+const WAKE_AFTER: usize = 8;
+
 /// A finished job and the budget it holds until the assembler takes it.
 type Slot = Option<(Result<FileRead>, u64)>;
 
@@ -73,6 +76,8 @@ struct State {
     queue: VecDeque<(u64, FileJob)>,
     /// Results by sequence number, starting at `taken`.
     done: VecDeque<Slot>,
+    /// Results ready in a row at the front of `done`.
+    ready: usize,
     /// Sequence number of the next result the assembler takes.
     taken: u64,
     /// Content bytes reserved by readers and not yet taken.
@@ -81,8 +86,8 @@ struct State {
     peak: u64,
     /// Readers waiting for work or budget.
     idle: usize,
-    /// The assembler waits for result `taken`.
-    waiting: bool,
+    /// The assembler waits until this many results are ready in a row (0: it does not wait).
+    waiting: usize,
     /// No more work: the assembler is gone.
     closed: bool,
     /// A reader panicked.
@@ -139,7 +144,7 @@ pub(crate) fn with_read_ahead<R>(
 }
 
 impl ReadAhead<'_> {
-    /// Queues `jobs` (in walk order) for the readers.
+    /// Queues `jobs` (in walk order) for the readers. The caller bounds how many are pending.
     pub fn submit(&mut self, jobs: impl IntoIterator<Item = FileJob>) {
         let mut state = self.shared.lock();
         for job in jobs {
@@ -161,24 +166,50 @@ impl ReadAhead<'_> {
         assert!(state.taken < self.submitted, "no file pending");
         loop {
             assert!(!state.panicked, "a read-ahead thread panicked");
-            if let Some(Some(_)) = state.done.front() {
+            if state.ready > 0 {
                 break;
             }
-            state.waiting = true;
+            // Rather than sleep, read the next queued file here, as long as that stays within
+            // the budget (the file taken next always may): the assembler helps the readers.
+            let limits = self.shared.limits;
+            let help = state.queue.front().is_some_and(|&(seq, _)| {
+                seq == state.taken || state.bytes + limits.small <= limits.bytes
+            });
+            if help && let Some((seq, job)) = state.queue.pop_front() {
+                drop(state);
+                let done = read_file(self.shared, seq, &job, false);
+                state = self.shared.lock();
+                if let Some(done) = done {
+                    store(self.shared, &mut state, seq, done);
+                }
+                continue;
+            }
+            // Sleep until a run of results is ready, not just one: one wake-up per file
+            // costs more than the files' reads.
+            state.waiting = state.done.len().min(WAKE_AFTER);
             state = self
                 .shared
                 .ready
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
-            state.waiting = false;
+            state.waiting = 0;
         }
         let (read, reserved) = state.done.pop_front().flatten().expect("checked above");
+        state.ready -= 1;
         state.taken += 1;
         state.bytes -= reserved;
         if reserved > 0 && state.idle > 0 {
             self.shared.work.notify_all();
         }
         read
+    }
+}
+
+#[cfg(test)]
+impl ReadAhead<'_> {
+    /// Most content bytes held at once so far.
+    fn peak(&self) -> u64 {
+        self.shared.lock().peak
     }
 }
 
@@ -218,21 +249,34 @@ fn reader(shared: &Shared) {
                 state = wait_for_work(shared, state);
             }
         };
-        let Some((read, reserved)) = read_file(shared, seq, &job) else {
+        let Some(done) = read_file(shared, seq, &job, true) else {
             return;
         };
-        let mut state = shared.lock();
-        let Some(index) = seq.checked_sub(state.taken) else {
-            return;
-        };
-        state.done[index as usize] = Some((read, reserved));
-        if index == 0 && state.waiting {
+        store(shared, &mut shared.lock(), seq, done);
+    }
+}
+
+/// Puts the result of job `seq` in its place and wakes the assembler if it waits for it.
+fn store(shared: &Shared, state: &mut State, seq: u64, done: (Result<FileRead>, u64)) {
+    let Some(index) = seq.checked_sub(state.taken) else {
+        return;
+    };
+    let index = index as usize;
+    state.done[index] = Some(done);
+    if index == state.ready {
+        while state.done.get(state.ready).is_some_and(Option::is_some) {
+            state.ready += 1;
+        }
+        if state.waiting > 0 && state.ready >= state.waiting {
             shared.ready.notify_one();
         }
     }
 }
 
-fn wait_for_work<'a>(shared: &'a Shared, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+fn wait_for_work<'a>(
+    shared: &'a Shared,
+    mut state: MutexGuard<'a, State>,
+) -> MutexGuard<'a, State> {
     state.idle += 1;
     let mut state = shared
         .work
@@ -243,24 +287,34 @@ fn wait_for_work<'a>(shared: &'a Shared, mut state: MutexGuard<'a, State>) -> Mu
 }
 
 /// Waits until `bytes` fit in the budget (at once when `seq` is the file the assembler takes
-/// next) and reserves them; `false` once the pool is closed.
-fn reserve(shared: &Shared, seq: u64, bytes: u64) -> bool {
+/// next, or when `wait` is off) and reserves them; `false` once the pool is closed.
+fn reserve(shared: &Shared, seq: u64, bytes: u64, wait: bool) -> bool {
     let mut state = shared.lock();
     loop {
         if state.closed {
             return false;
         }
-        if seq == state.taken || state.bytes + bytes <= shared.limits.bytes {
+        if !wait || seq == state.taken || state.bytes + bytes <= shared.limits.bytes {
             state.bytes += bytes;
             state.peak = state.peak.max(state.bytes);
             return true;
+        }
+        // Only the assembler can free budget: wake it if it waits for more than is ready.
+        if state.waiting > 0 && state.ready > 0 {
+            shared.ready.notify_one();
         }
         state = wait_for_work(shared, state);
     }
 }
 
-/// Opens, stats and (if small) reads `job`; `None` once the pool is closed.
-fn read_file(shared: &Shared, seq: u64, job: &FileJob) -> Option<(Result<FileRead>, u64)> {
+/// Opens, stats and (if small) reads `job`, waiting for budget if `wait`; `None` once the pool
+/// is closed.
+fn read_file(
+    shared: &Shared,
+    seq: u64,
+    job: &FileJob,
+    wait: bool,
+) -> Option<(Result<FileRead>, u64)> {
     let path = &job.path;
     let opened = open_in(&job.dir, &job.name, path).and_then(|file| {
         let metadata = file.metadata().map_err(|e| read_error(path, e))?;
@@ -275,7 +329,7 @@ fn read_file(shared: &Shared, seq: u64, job: &FileJob) -> Option<(Result<FileRea
     };
     let size = metadata.len();
     let reserved = size.min(shared.limits.small);
-    if !reserve(shared, seq, reserved) {
+    if !reserve(shared, seq, reserved, wait) {
         return None;
     }
     if size > shared.limits.small {
@@ -351,5 +405,111 @@ fn changed(path: &Path, what: &str) -> Error {
     Error::Changed {
         path: path.to_path_buf(),
         what: what.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        small: 1000,
+        bytes: 4000,
+    };
+
+    /// `count` files in a new directory, file `i` holding `size(i)` bytes of `i % 251`.
+    fn tree(count: usize, size: impl Fn(usize) -> usize) -> (tempfile::TempDir, Vec<FileJob>) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = Arc::new(File::open(root.path()).unwrap());
+        let jobs = (0..count)
+            .map(|i| {
+                let name = format!("f{i:05}");
+                let path = root.path().join(&name);
+                std::fs::write(&path, vec![(i % 251) as u8; size(i)]).unwrap();
+                FileJob {
+                    dir: Arc::clone(&dir),
+                    name: name.into(),
+                    path,
+                }
+            })
+            .collect();
+        (root, jobs)
+    }
+
+    fn content(read: FileRead) -> Vec<u8> {
+        match read.content {
+            Content::Whole(bytes, _) => bytes,
+            Content::Open(mut file) => {
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes).unwrap();
+                bytes
+            }
+        }
+    }
+
+    #[test]
+    fn reads_come_back_in_submission_order_small_and_large_mixed() {
+        let size = |i: usize| if i % 37 == 5 { 5000 } else { i % 7 };
+        let (_root, jobs) = tree(400, size);
+        with_read_ahead(3, LIMITS, true, |ahead| {
+            ahead.submit(jobs);
+            for i in 0..400 {
+                let read = ahead.next().unwrap();
+                assert_eq!(read.metadata.len(), size(i) as u64);
+                let large = matches!(read.content, Content::Open(_));
+                assert_eq!(large, size(i) > 1000, "file {i}");
+                if let Content::Whole(bytes, digest) = &read.content {
+                    assert_eq!(digest.as_ref(), Some(&Digest::of_bytes(bytes)));
+                }
+                assert_eq!(content(read), vec![(i % 251) as u8; size(i)], "file {i}");
+            }
+        });
+    }
+
+    #[test]
+    fn an_error_is_returned_at_its_position_only() {
+        let (root, mut jobs) = tree(60, |_| 10);
+        std::fs::remove_file(root.path().join("f00031")).unwrap();
+        with_read_ahead(2, LIMITS, false, |ahead| {
+            ahead.submit(jobs.drain(..));
+            for i in 0..60 {
+                match ahead.next() {
+                    Err(Error::Read { path, .. }) if i == 31 => {
+                        assert_eq!(path, root.path().join("f00031"))
+                    }
+                    Ok(read) if i != 31 => assert_eq!(content(read), vec![i as u8; 10]),
+                    other => panic!("file {i}: {other:?}"),
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn content_held_ahead_stays_within_the_budget() {
+        let (_root, jobs) = tree(200, |_| 900);
+        let peak = with_read_ahead(2, LIMITS, false, |ahead| {
+            ahead.submit(jobs);
+            for _ in 0..200 {
+                // A slow assembler: the readers fill the budget and wait.
+                std::thread::sleep(std::time::Duration::from_micros(200));
+                ahead.next().unwrap();
+            }
+            ahead.peak()
+        });
+        // The budget, plus the file taken next and one the assembler reads itself.
+        assert!(peak >= 900, "nothing read ahead: {peak}");
+        assert!(peak <= LIMITS.bytes + 2 * LIMITS.small, "{peak}");
+    }
+
+    #[test]
+    fn dropping_with_files_pending_stops_the_readers() {
+        let (_root, jobs) = tree(300, |_| 900);
+        let first = with_read_ahead(2, LIMITS, false, |ahead| {
+            ahead.submit(jobs);
+            ahead.next().map(content)
+        });
+        assert_eq!(first.unwrap(), vec![0u8; 900]);
     }
 }
