@@ -58,6 +58,8 @@ pub(crate) enum Content {
 /// A file opened and stat'ed through one descriptor.
 #[derive(Debug)]
 pub(crate) struct FileRead {
+    /// The job's path.
+    pub path: PathBuf,
     /// `fstat` of the descriptor, taken before the content was read.
     pub metadata: Metadata,
     /// The content.
@@ -177,7 +179,7 @@ impl ReadAhead<'_> {
             });
             if help && let Some((seq, job)) = state.queue.pop_front() {
                 drop(state);
-                let done = read_file(self.shared, seq, &job, false);
+                let done = read_file(self.shared, seq, job, false);
                 state = self.shared.lock();
                 if let Some(done) = done {
                     store(self.shared, &mut state, seq, done);
@@ -249,7 +251,7 @@ fn reader(shared: &Shared) {
                 state = wait_for_work(shared, state);
             }
         };
-        let Some(done) = read_file(shared, seq, &job, true) else {
+        let Some(done) = read_file(shared, seq, job, true) else {
             return;
         };
         store(shared, &mut shared.lock(), seq, done);
@@ -312,7 +314,7 @@ fn reserve(shared: &Shared, seq: u64, bytes: u64, wait: bool) -> bool {
 fn read_file(
     shared: &Shared,
     seq: u64,
-    job: &FileJob,
+    job: FileJob,
     wait: bool,
 ) -> Option<(Result<FileRead>, u64)> {
     let path = &job.path;
@@ -332,15 +334,23 @@ fn read_file(
     if !reserve(shared, seq, reserved, wait) {
         return None;
     }
-    if size > shared.limits.small {
-        let content = Content::Open(file);
-        return Some((Ok(FileRead { metadata, content }), reserved));
-    }
-    let read = read_whole(&file, path, &metadata, shared.hash).map(|(bytes, digest)| FileRead {
-        metadata,
-        content: Content::Whole(bytes, digest),
-    });
-    Some((read, reserved))
+    let content = if size > shared.limits.small {
+        Content::Open(file)
+    } else {
+        match read_whole(&file, path, &metadata, shared.hash) {
+            Ok((bytes, digest)) => Content::Whole(bytes, digest),
+            Err(e) => return Some((Err(e), reserved)),
+        }
+    };
+    let path = job.path;
+    Some((
+        Ok(FileRead {
+            path,
+            metadata,
+            content,
+        }),
+        reserved,
+    ))
 }
 
 /// Reads exactly the `before.len()` bytes of `file` and checks it did not change meanwhile.

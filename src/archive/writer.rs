@@ -242,9 +242,8 @@ impl<W: Write> Assembler<'_, W> {
                     walking = next.is_ok();
                     pending.push_back(next.map(|walked| match walked {
                         Walked::File(job) => {
-                            let path = job.path.clone();
                             batch.push(job);
-                            Queued::File(path)
+                            Queued::File
                         }
                         Walked::Other(path, kind) => Queued::Other(path, kind),
                     }));
@@ -258,9 +257,9 @@ impl<W: Write> Assembler<'_, W> {
                 return Ok(self.summary);
             };
             match queued? {
-                Queued::File(path) => {
+                Queued::File => {
                     let read = ahead.next()?;
-                    self.write_file(&path, read)?;
+                    self.write_file(read)?;
                 }
                 Queued::Other(path, kind) => self.write_other(path, kind)?,
             }
@@ -281,8 +280,13 @@ impl<W: Write> Assembler<'_, W> {
         Ok(())
     }
 
-    fn write_file(&mut self, path: &Path, read: FileRead) -> Result<()> {
-        let FileRead { metadata, content } = read;
+    fn write_file(&mut self, read: FileRead) -> Result<()> {
+        let FileRead {
+            path,
+            metadata,
+            content,
+        } = read;
+        let path = &path;
         let size = metadata.len();
         self.write_header(path, EntryType::File(size), &metadata, b"")?;
         let digest = match content {
@@ -345,11 +349,7 @@ impl<W: Write> Assembler<'_, W> {
         content: Option<Digest>,
     ) {
         self.summary.entries += 1;
-        let relative = path
-            .strip_prefix(&self.spec.dir)
-            .unwrap_or(path)
-            .as_os_str()
-            .as_bytes();
+        let relative = relative(&self.spec.dir, path);
         (self.observer)(&WalkedEntry {
             path: relative,
             metadata,
@@ -361,8 +361,8 @@ impl<W: Write> Assembler<'_, W> {
 
 /// An entry walked and not yet written.
 enum Queued {
-    /// A regular file, handed to the read-ahead.
-    File(PathBuf),
+    /// A regular file, handed to the read-ahead (which gives its path back).
+    File,
     /// Anything else.
     Other(PathBuf, Kind),
 }
@@ -374,14 +374,19 @@ fn out_error(e: io::Error) -> Error {
     }
 }
 
+/// `path` relative to `dir`, raw bytes: the walk builds every path by joining names to `dir`,
+/// so slicing is exact (and much cheaper than comparing components).
+fn relative<'p>(dir: &Path, path: &'p Path) -> &'p [u8] {
+    let (dir, path) = (dir.as_os_str().as_bytes(), path.as_os_str().as_bytes());
+    debug_assert!(path.starts_with(dir), "{path:?} is not below {dir:?}");
+    let rest = &path[dir.len()..];
+    rest.strip_prefix(b"/").unwrap_or(rest)
+}
+
 /// The in-archive name of `path`, a path at or below `spec.dir`.
 fn entry_name(spec: &TarSpec, path: &Path, name: &mut Vec<u8>) {
     name.clear();
-    let relative = path
-        .strip_prefix(&spec.dir)
-        .unwrap_or(path)
-        .as_os_str()
-        .as_bytes();
+    let relative = relative(&spec.dir, path);
     if let Some(base) = &spec.name {
         name.extend_from_slice(base);
         if !relative.is_empty() {
@@ -459,5 +464,23 @@ mod tests {
         assert_eq!(names, ["a", "a/b", "a-b"]);
         assert_eq!(tar.len() % 512, 0);
         assert!(tar.ends_with(&[0u8; 1024]));
+    }
+
+    #[test]
+    fn names_do_not_depend_on_a_trailing_slash_of_the_dir() {
+        assert_eq!(relative(Path::new("a/b"), Path::new("a/b/c/d")), b"c/d");
+        assert_eq!(relative(Path::new("a/b/"), Path::new("a/b/c")), b"c");
+        assert_eq!(relative(Path::new("/"), Path::new("/c")), b"c");
+        assert_eq!(relative(Path::new("a"), Path::new("a")), b"");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d/f"), "1").unwrap();
+        let tar = |dir: PathBuf| {
+            let mut tar = Vec::new();
+            write_tar(&TarSpec::prefixed(dir, b"/p", Owner::default()), &mut tar).unwrap();
+            tar
+        };
+        let slashed = PathBuf::from(format!("{}/", dir.path().display()));
+        assert_eq!(tar(dir.path().to_path_buf()), tar(slashed));
     }
 }
