@@ -245,7 +245,7 @@ impl<W: Write> Assembler<'_, W> {
                             batch.push(job);
                             Queued::File
                         }
-                        Walked::Other(path, kind) => Queued::Other(path, kind),
+                        Walked::Other(path, kind) => Queued::Other(path, Box::new(kind)),
                     }));
                     if batch.len() == BATCH {
                         ahead.submit(batch.drain(..));
@@ -261,7 +261,7 @@ impl<W: Write> Assembler<'_, W> {
                     let read = ahead.next()?;
                     self.write_file(read)?;
                 }
-                Queued::Other(path, kind) => self.write_other(path, kind)?,
+                Queued::Other(path, kind) => self.write_other(path, *kind)?,
             }
         }
     }
@@ -363,8 +363,8 @@ impl<W: Write> Assembler<'_, W> {
 enum Queued {
     /// A regular file, handed to the read-ahead (which gives its path back).
     File,
-    /// Anything else.
-    Other(PathBuf, Kind),
+    /// Anything else (boxed: a directory's metadata is large and files are the many).
+    Other(PathBuf, Box<Kind>),
 }
 
 fn out_error(e: io::Error) -> Error {
