@@ -11,7 +11,10 @@
 //! after the read that it did not change and hashes it when asked. A larger file is handed over
 //! open and stat'ed and streams through the assembler's buffer. Memory stays bounded whatever
 //! the tree: at most [`Limits::bytes`] of content is held (a large file open counts as
-//! `small` bytes), except that the one file the assembler waits for may always proceed.
+//! `small` bytes), plus the one file the assembler waits for (it may always proceed) and one the
+//! assembler reads itself: rather than sleep while its next file is not ready, it takes the next
+//! queued one as long as the budget allows. It sleeps until several results are ready in a row,
+//! since a wake-up per file would cost more than the file.
 //! Readers stop when the [`ReadAhead`] is dropped, also on error: no thread outlives the call.
 
 use std::collections::VecDeque;
