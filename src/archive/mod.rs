@@ -1,6 +1,7 @@
 //! Layer archives: the reproducible tar writer (Go `archive/tar` byte format, lifecycle's walk
 //! and normalization) and safe extraction.
 
+mod checked_read;
 pub mod extract;
 pub mod header;
 mod readahead;

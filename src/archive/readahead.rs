@@ -20,14 +20,12 @@
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::{File, Metadata};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use sha2::{Digest as _, Sha256};
-
+use super::checked_read::{changed, open_in, read_error, read_whole};
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// How far the readers may run ahead.
 #[derive(Debug, Clone, Copy)]
@@ -356,76 +354,12 @@ fn read_file(
     ))
 }
 
-/// Reads exactly the `before.len()` bytes of `file` and checks it did not change meanwhile.
-fn read_whole(
-    file: &File,
-    path: &Path,
-    before: &Metadata,
-    hash: bool,
-) -> Result<(Vec<u8>, Option<Digest>)> {
-    let size = before.len() as usize;
-    let mut bytes = Vec::with_capacity(size);
-    while bytes.len() < size {
-        let n = rustix::io::read(file, rustix::buffer::spare_capacity(&mut bytes))
-            .map_err(|e| read_error(path, e.into()))?;
-        if n == 0 {
-            return Err(changed(path, "became shorter"));
-        }
-    }
-    // The spare capacity may exceed `size` by a few bytes.
-    if bytes.len() > size {
-        return Err(changed(path, "grew"));
-    }
-    let after = file.metadata().map_err(|e| read_error(path, e))?;
-    check_unchanged(path, before, &after)?;
-    let digest = hash.then(|| Digest::from_hasher(Sha256::new_with_prefix(&bytes)));
-    Ok((bytes, digest))
-}
-
-/// Fails unless `after` (stat'ed once the content was read) has the size and mtime of
-/// `before`.
-pub(crate) fn check_unchanged(path: &Path, before: &Metadata, after: &Metadata) -> Result<()> {
-    if after.len() > before.len() {
-        return Err(changed(path, "grew"));
-    }
-    if after.len() != before.len()
-        || after.mtime() != before.mtime()
-        || after.mtime_nsec() != before.mtime_nsec()
-    {
-        return Err(changed(path, "modified"));
-    }
-    Ok(())
-}
-
-/// Opens the regular file `name` of the directory `dir` for reading, without following a
-/// symlink and without blocking should it have become a fifo; `path` names it in errors.
-pub(crate) fn open_in(dir: &File, name: &std::ffi::OsStr, path: &Path) -> Result<File> {
-    use rustix::fs::{Mode, OFlags, openat};
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-    openat(dir, name, flags, Mode::empty())
-        .map(File::from)
-        .map_err(|e| read_error(path, e.into()))
-}
-
-fn read_error(path: &Path, source: std::io::Error) -> Error {
-    Error::Read {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn changed(path: &Path, what: &str) -> Error {
-    Error::Changed {
-        path: path.to_path_buf(),
-        what: what.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Read;
 
     use super::*;
+    use crate::error::Error;
 
     const LIMITS: Limits = Limits {
         small: 1000,

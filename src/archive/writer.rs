@@ -7,8 +7,8 @@
 //! and devices with a warning. A file whose size, mtime or inode changes while it is read fails
 //! the whole layer ([`Error::Changed`]) instead of recording a wrong digest.
 //!
-//! The walk ([`super::walk`]) runs ahead of the writing by up to 128 entries; regular files are
-//! read by a pool of threads ([`super::readahead`]) and written strictly in walk order, so the
+//! The walk (`walk.rs`) runs ahead of the writing by up to 128 entries; regular files are
+//! read by a pool of threads (`readahead.rs`) and written strictly in walk order, so the
 //! bytes, the observer's calls and the first error reported never depend on timing. Memory is
 //! bounded whatever the layer: at most ~18 MiB of small files read ahead, larger files stream
 //! through a fixed buffer.
@@ -21,8 +21,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
+use super::checked_read::check_unchanged;
 use super::header::{self, EntryType, Header};
-use super::readahead::{Content, FileRead, Limits, ReadAhead, check_unchanged, with_read_ahead};
+use super::readahead::{Content, FileRead, Limits, ReadAhead, with_read_ahead};
 use super::walk::{Kind, Walk, Walked};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
@@ -171,7 +172,7 @@ pub fn write_tar<W: Write>(spec: &TarSpec, out: W) -> Result<TarSummary> {
 /// [`write_tar`], reporting every written entry of the tree (not the ancestors) to `observer`
 /// after its content has been written.
 ///
-/// Regular files are read ahead by one thread per core (see [`super::readahead`]); the
+/// Regular files are read ahead by one thread per core (see `readahead.rs`); the
 /// archive, the observer's calls and the first error reported follow the walk order.
 ///
 /// # Errors
