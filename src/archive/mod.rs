@@ -1,8 +1,11 @@
 //! Layer archives: the reproducible tar writer (Go `archive/tar` byte format, lifecycle's walk
 //! and normalization) and safe extraction.
 
+mod checked_read;
 pub mod extract;
 pub mod header;
+mod readahead;
+mod walk;
 pub mod writer;
 
 pub use extract::{ExtractOptions, ExtractSummary, extract};

@@ -5,19 +5,26 @@
 //! sorts before `a-b` because siblings, not whole paths, are compared). Symlinks are stored,
 //! never followed; hard links are stored as full files; sockets are skipped silently and fifos
 //! and devices with a warning. A file whose size, mtime or inode changes while it is read fails
-//! the whole layer ([`Error::Changed`]) instead of recording a wrong digest. Content streams
-//! through a fixed buffer: memory does not grow with the layer.
+//! the whole layer ([`Error::Changed`]) instead of recording a wrong digest.
+//!
+//! The walk (`walk.rs`) runs ahead of the writing by up to 128 entries; regular files are
+//! read by a pool of threads (`readahead.rs`) and written strictly in walk order, so the
+//! bytes, the observer's calls and the first error reported never depend on timing. Memory is
+//! bounded whatever the layer: at most ~18 MiB of small files read ahead, larger files stream
+//! through a fixed buffer.
 
+use std::collections::VecDeque;
 use std::fs::{File, Metadata};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
-use walkdir::WalkDir;
 
+use super::checked_read::check_unchanged;
 use super::header::{self, EntryType, Header};
+use super::readahead::{Content, FileRead, Limits, ReadAhead, with_read_ahead};
+use super::walk::{Kind, Walk, Walked};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::normalize::{self, NORMALIZED_MTIME, Owner};
@@ -142,6 +149,17 @@ pub struct TarSummary {
 
 const COPY_BUFFER: usize = 256 * 1024;
 
+/// How far the read-ahead runs: files up to 1 MiB are read whole by the readers, which hold at
+/// most 16 MiB of content ahead of the assembler.
+const LIMITS: Limits = Limits {
+    small: 1 << 20,
+    bytes: 16 << 20,
+};
+/// Entries walked ahead of the assembler: the walk refills up to `AHEAD` once fewer than
+/// `AHEAD / 2` remain, handing files to the readers `BATCH` at a time.
+const AHEAD: usize = 128;
+const BATCH: usize = 16;
+
 /// Writes the reproducible tar of `spec` to `out` and returns what it wrote.
 ///
 /// # Errors
@@ -154,6 +172,9 @@ pub fn write_tar<W: Write>(spec: &TarSpec, out: W) -> Result<TarSummary> {
 /// [`write_tar`], reporting every written entry of the tree (not the ancestors) to `observer`
 /// after its content has been written.
 ///
+/// Regular files are read ahead by one thread per core (see `readahead.rs`); the
+/// archive, the observer's calls and the first error reported follow the walk order.
+///
 /// # Errors
 /// As [`write_tar`].
 pub fn write_tar_observed<W: Write>(
@@ -161,14 +182,7 @@ pub fn write_tar_observed<W: Write>(
     mut out: W,
     observer: &mut dyn FnMut(&WalkedEntry<'_>),
 ) -> Result<TarSummary> {
-    let out_err = |e: io::Error| Error::Write {
-        path: PathBuf::from("<output>"),
-        source: e,
-    };
-    let mut summary = TarSummary::default();
     let mut block = Vec::with_capacity(3 * header::BLOCK);
-    let mut buffer = vec![0u8; COPY_BUFFER];
-
     for ancestor in &spec.ancestors {
         block.clear();
         header::encode(
@@ -183,141 +197,202 @@ pub fn write_tar_observed<W: Write>(
             },
             &mut block,
         );
-        out.write_all(&block).map_err(out_err)?;
+        out.write_all(&block).map_err(out_error)?;
     }
-
-    let walk = WalkDir::new(&spec.dir)
-        .follow_links(false)
-        .sort_by_file_name()
-        .min_depth(if spec.name.is_some() { 0 } else { 1 });
-    let mut name = Vec::new();
-    // Directories open along the walk, by depth: files are opened relative to their parent,
-    // so the kernel resolves one name per file, not the whole path.
-    let mut dirs: Vec<File> = Vec::new();
-    if spec.name.is_none() {
-        dirs.push(File::open(&spec.dir).map_err(Error::read(&spec.dir))?);
-    }
-    for entry in walk {
-        let entry = entry.map_err(|e| {
-            let path = e.path().unwrap_or(&spec.dir).to_path_buf();
-            Error::Read {
-                path,
-                source: e.into(),
-            }
-        })?;
-        let path = entry.path();
-        // A regular file is stat'ed through the descriptor it is read from: what is recorded
-        // is what is read.
-        let (metadata, file) = if entry.file_type().is_file() && entry.depth() > 0 {
-            let parent = &dirs[entry.depth() - 1];
-            let file = open_in(parent, entry.file_name(), path)?;
-            (file.metadata().map_err(Error::read(path))?, Some(file))
-        } else {
-            let metadata = entry.metadata().map_err(|e| Error::Read {
-                path: path.to_path_buf(),
-                source: e.into(),
-            })?;
-            (metadata, None)
-        };
-        entry_name(spec, path, &mut name);
-        let file_type = metadata.file_type();
-        let mut link_target = Vec::new();
-        let entry_type = if file_type.is_dir() {
-            dirs.truncate(entry.depth());
-            dirs.push(File::open(path).map_err(Error::read(path))?);
-            EntryType::Dir
-        } else if file_type.is_file() {
-            EntryType::File(metadata.len())
-        } else if file.is_some() {
-            return Err(Error::Changed {
-                path: path.to_path_buf(),
-                what: "replaced by another file".to_owned(),
-            });
-        } else if file_type.is_symlink() {
-            link_target = std::fs::read_link(path)
-                .map_err(Error::read(path))?
-                .as_os_str()
-                .as_bytes()
-                .to_vec();
-            EntryType::Symlink
-        } else {
-            if let Some(kind) = skipped_kind(&file_type) {
-                summary.skipped.push(Skipped {
-                    path: path.to_path_buf(),
-                    kind,
-                });
-            }
-            continue;
-        };
-        block.clear();
-        header::encode(
-            &Header {
-                name: &name,
-                entry_type,
-                link_target: &link_target,
-                mode: normalize::mode(&metadata),
-                uid: spec.owner.uid,
-                gid: spec.owner.gid,
-                mtime: NORMALIZED_MTIME,
-            },
-            &mut block,
-        );
-        out.write_all(&block).map_err(out_err)?;
-        let mut content = None;
-        if let EntryType::File(size) = entry_type {
-            let file = match file {
-                Some(file) => file,
-                None => open_same(path, &metadata)?,
-            };
-            content = copy_file(
-                file,
-                path,
-                &metadata,
-                size,
-                &mut out,
-                &mut buffer,
-                spec.hash_files,
-            )?;
-            summary.content_bytes += size;
+    let walk = Walk::new(&spec.dir, spec.name.is_some())?;
+    let readers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let summary = with_read_ahead(readers, LIMITS, spec.hash_files, |ahead| {
+        Assembler {
+            spec,
+            out: &mut out,
+            observer,
+            block,
+            buffer: Vec::new(),
+            name: Vec::new(),
+            summary: TarSummary::default(),
         }
-        summary.entries += 1;
-        let relative = path
-            .strip_prefix(&spec.dir)
-            .unwrap_or(path)
-            .as_os_str()
-            .as_bytes();
-        observer(&WalkedEntry {
-            path: relative,
-            metadata: &metadata,
-            link_target: &link_target,
-            content,
-        });
-    }
-    out.write_all(&header::end_of_archive()).map_err(out_err)?;
-    out.flush().map_err(out_err)?;
+        .run(walk, ahead)
+    })?;
+    out.write_all(&header::end_of_archive())
+        .map_err(out_error)?;
+    out.flush().map_err(out_error)?;
     Ok(summary)
 }
 
-fn skipped_kind(file_type: &std::fs::FileType) -> Option<&'static str> {
-    if file_type.is_fifo() {
-        Some("fifo")
-    } else if file_type.is_char_device() {
-        Some("char-device")
-    } else if file_type.is_block_device() {
-        Some("block-device")
-    } else {
-        None
+/// Writes the walked entries in order, taking file contents from the read-ahead.
+struct Assembler<'a, W> {
+    spec: &'a TarSpec,
+    out: W,
+    observer: &'a mut dyn FnMut(&WalkedEntry<'_>),
+    block: Vec<u8>,
+    /// Copy buffer for large files, allocated on first use.
+    buffer: Vec<u8>,
+    name: Vec<u8>,
+    summary: TarSummary,
+}
+
+impl<W: Write> Assembler<'_, W> {
+    fn run(mut self, mut walk: Walk, ahead: &mut ReadAhead<'_>) -> Result<TarSummary> {
+        // Walked entries not yet written; a walk error is written in its place, so the first
+        // error in walk order is the one reported.
+        let mut pending: VecDeque<Result<Queued>> = VecDeque::with_capacity(AHEAD);
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut walking = true;
+        loop {
+            if walking && pending.len() < AHEAD / 2 {
+                while walking && pending.len() < AHEAD {
+                    let Some(next) = walk.next() else {
+                        walking = false;
+                        break;
+                    };
+                    walking = next.is_ok();
+                    pending.push_back(next.map(|walked| match walked {
+                        Walked::File(job) => {
+                            batch.push(job);
+                            Queued::File
+                        }
+                        Walked::Other(path, kind) => Queued::Other(path, Box::new(kind)),
+                    }));
+                    if batch.len() == BATCH {
+                        ahead.submit(batch.drain(..));
+                    }
+                }
+                ahead.submit(batch.drain(..));
+            }
+            let Some(queued) = pending.pop_front() else {
+                return Ok(self.summary);
+            };
+            match queued? {
+                Queued::File => {
+                    let read = ahead.next()?;
+                    self.write_file(read)?;
+                }
+                Queued::Other(path, kind) => self.write_other(path, *kind)?,
+            }
+        }
     }
+
+    fn write_other(&mut self, path: PathBuf, kind: Kind) -> Result<()> {
+        let (entry_type, metadata, link_target) = match kind {
+            Kind::Dir(metadata) => (EntryType::Dir, metadata, Vec::new()),
+            Kind::Symlink(metadata, target) => (EntryType::Symlink, metadata, target),
+            Kind::Skipped(kind) => {
+                self.summary.skipped.push(Skipped { path, kind });
+                return Ok(());
+            }
+        };
+        self.write_header(&path, entry_type, &metadata, &link_target)?;
+        self.observe(&path, &metadata, &link_target, None);
+        Ok(())
+    }
+
+    fn write_file(&mut self, read: FileRead) -> Result<()> {
+        let FileRead {
+            path,
+            metadata,
+            content,
+        } = read;
+        let path = &path;
+        let size = metadata.len();
+        self.write_header(path, EntryType::File(size), &metadata, b"")?;
+        let digest = match content {
+            Content::Whole(bytes, digest) => {
+                self.out.write_all(&bytes).map_err(out_error)?;
+                digest
+            }
+            Content::Open(file) => {
+                if self.buffer.is_empty() {
+                    self.buffer = vec![0u8; COPY_BUFFER];
+                }
+                copy_file(
+                    file,
+                    path,
+                    &metadata,
+                    &mut self.out,
+                    &mut self.buffer,
+                    self.spec.hash_files,
+                )?
+            }
+        };
+        let padding = header::padding(size);
+        self.out
+            .write_all(&[0u8; header::BLOCK][..padding])
+            .map_err(out_error)?;
+        self.summary.content_bytes += size;
+        self.observe(path, &metadata, b"", digest);
+        Ok(())
+    }
+
+    fn write_header(
+        &mut self,
+        path: &Path,
+        entry_type: EntryType,
+        metadata: &Metadata,
+        link_target: &[u8],
+    ) -> Result<()> {
+        entry_name(self.spec, path, &mut self.name);
+        self.block.clear();
+        header::encode(
+            &Header {
+                name: &self.name,
+                entry_type,
+                link_target,
+                mode: normalize::mode(metadata),
+                uid: self.spec.owner.uid,
+                gid: self.spec.owner.gid,
+                mtime: NORMALIZED_MTIME,
+            },
+            &mut self.block,
+        );
+        self.out.write_all(&self.block).map_err(out_error)
+    }
+
+    fn observe(
+        &mut self,
+        path: &Path,
+        metadata: &Metadata,
+        link_target: &[u8],
+        content: Option<Digest>,
+    ) {
+        self.summary.entries += 1;
+        let relative = relative(&self.spec.dir, path);
+        (self.observer)(&WalkedEntry {
+            path: relative,
+            metadata,
+            link_target,
+            content,
+        });
+    }
+}
+
+/// An entry walked and not yet written.
+enum Queued {
+    /// A regular file, handed to the read-ahead (which gives its path back).
+    File,
+    /// Anything else (boxed: a directory's metadata is large and files are the many).
+    Other(PathBuf, Box<Kind>),
+}
+
+fn out_error(e: io::Error) -> Error {
+    Error::Write {
+        path: PathBuf::from("<output>"),
+        source: e,
+    }
+}
+
+/// `path` relative to `dir`, raw bytes: the walk builds every path by joining names to `dir`,
+/// so slicing is exact (and much cheaper than comparing components).
+fn relative<'p>(dir: &Path, path: &'p Path) -> &'p [u8] {
+    let (dir, path) = (dir.as_os_str().as_bytes(), path.as_os_str().as_bytes());
+    debug_assert!(path.starts_with(dir), "{path:?} is not below {dir:?}");
+    let rest = &path[dir.len()..];
+    rest.strip_prefix(b"/").unwrap_or(rest)
 }
 
 /// The in-archive name of `path`, a path at or below `spec.dir`.
 fn entry_name(spec: &TarSpec, path: &Path, name: &mut Vec<u8>) {
     name.clear();
-    let relative = path
-        .strip_prefix(&spec.dir)
-        .unwrap_or(path)
-        .as_os_str()
-        .as_bytes();
+    let relative = relative(&spec.dir, path);
     if let Some(base) = &spec.name {
         name.extend_from_slice(base);
         if !relative.is_empty() {
@@ -327,79 +402,36 @@ fn entry_name(spec: &TarSpec, path: &Path, name: &mut Vec<u8>) {
     name.extend_from_slice(relative);
 }
 
-/// Opens the regular file `name` of the directory `dir` for reading, without following a
-/// symlink and without blocking should it have become a fifo; `path` names it in errors.
-fn open_in(dir: &File, name: &std::ffi::OsStr, path: &Path) -> Result<File> {
-    use rustix::fs::{Mode, OFlags, openat};
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-    openat(dir, name, flags, Mode::empty())
-        .map(File::from)
-        .map_err(|e| Error::Read {
-            path: path.to_path_buf(),
-            source: e.into(),
-        })
-}
-
-/// Opens `path`, failing unless it is still the file stat'ed as `before`.
-fn open_same(path: &Path, before: &Metadata) -> Result<File> {
-    let file = File::open(path).map_err(Error::read(path))?;
-    let opened = file.metadata().map_err(Error::read(path))?;
-    if opened.ino() != before.ino() || opened.dev() != before.dev() {
-        return Err(Error::Changed {
-            path: path.to_path_buf(),
-            what: "replaced by another file".to_owned(),
-        });
-    }
-    Ok(file)
-}
-
-/// Copies exactly `size` bytes of `file` (at `path`, stat'ed as `before`) and the block
-/// padding, failing if it changes while read; returns the content digest when `hash` is set.
-/// A file that grows is caught by the size check after the copy, so no read past `size`.
+/// Streams exactly `before.len()` bytes of the open `file` (at `path`) to `out`, failing if it
+/// changes while read; returns the content digest when `hash` is set. A file that grows is
+/// caught by the size check after the copy, so no read past the size.
 fn copy_file<W: Write>(
     mut file: File,
     path: &Path,
     before: &Metadata,
-    size: u64,
     out: &mut W,
     buffer: &mut [u8],
     hash: bool,
 ) -> Result<Option<Digest>> {
-    let changed = |what: &str| Error::Changed {
-        path: path.to_path_buf(),
-        what: what.to_owned(),
-    };
-    let out_err = |e: io::Error| Error::Write {
-        path: PathBuf::from("<output>"),
-        source: e,
-    };
     let mut hasher = hash.then(Sha256::new);
-    let mut left = size;
+    let mut left = before.len();
     while left > 0 {
         let want = buffer.len().min(left as usize);
         let n = file.read(&mut buffer[..want]).map_err(Error::read(path))?;
         if n == 0 {
-            return Err(changed("became shorter"));
+            return Err(Error::Changed {
+                path: path.to_path_buf(),
+                what: "became shorter".to_owned(),
+            });
         }
-        out.write_all(&buffer[..n]).map_err(out_err)?;
+        out.write_all(&buffer[..n]).map_err(out_error)?;
         if let Some(hasher) = hasher.as_mut() {
             hasher.update(&buffer[..n]);
         }
         left -= n as u64;
     }
     let after = file.metadata().map_err(Error::read(path))?;
-    if after.len() > size {
-        return Err(changed("grew"));
-    }
-    if after.len() != size
-        || after.mtime() != before.mtime()
-        || after.mtime_nsec() != before.mtime_nsec()
-    {
-        return Err(changed("modified"));
-    }
-    let padding = header::padding(size);
-    out.write_all(&[0u8; header::BLOCK][..padding])
-        .map_err(out_err)?;
+    check_unchanged(path, before, &after)?;
     Ok(hasher.map(Digest::from_hasher))
 }
 
@@ -438,5 +470,23 @@ mod tests {
         assert_eq!(names, ["a", "a/b", "a-b"]);
         assert_eq!(tar.len() % 512, 0);
         assert!(tar.ends_with(&[0u8; 1024]));
+    }
+
+    #[test]
+    fn names_do_not_depend_on_a_trailing_slash_of_the_dir() {
+        assert_eq!(relative(Path::new("a/b"), Path::new("a/b/c/d")), b"c/d");
+        assert_eq!(relative(Path::new("a/b/"), Path::new("a/b/c")), b"c");
+        assert_eq!(relative(Path::new("/"), Path::new("/c")), b"c");
+        assert_eq!(relative(Path::new("a"), Path::new("a")), b"");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d/f"), "1").unwrap();
+        let tar = |dir: PathBuf| {
+            let mut tar = Vec::new();
+            write_tar(&TarSpec::prefixed(dir, b"/p", Owner::default()), &mut tar).unwrap();
+            tar
+        };
+        let slashed = PathBuf::from(format!("{}/", dir.path().display()));
+        assert_eq!(tar(dir.path().to_path_buf()), tar(slashed));
     }
 }
