@@ -259,16 +259,18 @@ fn fits_in_octal(width: usize, value: u64) -> bool {
 
 /// Go's `formatOctal`: zero-padded, NUL-terminated; zero when the value does not fit.
 fn format_octal(field: &mut [u8], value: u64) {
-    let value = if fits_in_octal(field.len(), value) {
+    let mut value = if fits_in_octal(field.len(), value) {
         value
     } else {
         0
     };
-    let digits = format!("{value:o}");
-    let pad = field.len().saturating_sub(digits.len() + 1);
-    let mut text = vec![b'0'; pad];
-    text.extend_from_slice(digits.as_bytes());
-    format_string(field, &text);
+    // A value that fits has at most `len - 1` octal digits: zero-padded digits, then the NUL.
+    let (digits, nul) = field.split_at_mut(field.len() - 1);
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (value & 7) as u8;
+        value >>= 3;
+    }
+    nul[0] = 0;
 }
 
 /// Go's `formatString`: copy, NUL-terminate when shorter, and drop a trailing slash that a
