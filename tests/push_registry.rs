@@ -159,7 +159,15 @@ fn push_then_pull_back_gives_the_same_manifest_and_a_second_push_sends_no_blob()
         "the registry kept our bytes"
     );
 
-    let second = json_lines(&["push", &image, &target]).remove(0);
+    // A registry that asks for nothing never runs a credential helper, even a missing one.
+    let broken = root.join("broken-docker-config");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::write(
+        broken.join("config.json"),
+        r#"{"credsStore":"not-installed"}"#,
+    )
+    .unwrap();
+    let second = pushed(&push(&image, &target, &broken, &[]));
     assert!(second["pushed"].as_array().unwrap().is_empty(), "{second}");
     assert_eq!(second["skipped"].as_array().unwrap().len(), 4);
     assert_eq!(second["manifest"], exported["manifest"]);
@@ -228,6 +236,36 @@ fn basic_auth_takes_credentials_from_the_flag_or_the_docker_config() {
     let again = pushed(&push(&image, &target, &config, &[]));
     assert_eq!(again["skipped"].as_array().unwrap().len(), 4, "{again}");
     assert_eq!(again["manifest"], exported["manifest"]);
+
+    // A credential helper named for the host, as `docker login` with a helper leaves it.
+    let helpers = root.join("helpers");
+    std::fs::create_dir(&helpers).unwrap();
+    let helper = helpers.join("docker-credential-fake");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nread host\n[ \"$1\" = get ] && [ \"$host\" = \"$EXPECTED\" ] || exit 1\n\
+         echo '{\"ServerURL\":\"x\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}'\n",
+    )
+    .unwrap();
+    sh(&format!("chmod +x {}", s(&helper)));
+    std::fs::write(
+        config.join("config.json"),
+        format!(
+            r#"{{"credHelpers":{{"127.0.0.1:{}":"fake"}}}}"#,
+            registry.port
+        ),
+    )
+    .unwrap();
+    let path = format!("{}:{}", s(&helpers), std::env::var("PATH").unwrap());
+    let out = layerize()
+        .env("DOCKER_CONFIG", &config)
+        .env("PATH", path)
+        .env("EXPECTED", format!("127.0.0.1:{}", registry.port))
+        .env_remove("LAYERIZE_REGISTRY_CREDS")
+        .args(["push", &image, &target, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(pushed(&out)["skipped"].as_array().unwrap().len(), 4);
 }
 
 #[test]

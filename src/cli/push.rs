@@ -3,7 +3,7 @@
 use clap::Args;
 use layerize::LayoutRef;
 use layerize::error::Result;
-use layerize::registry::{Credentials, RegistryRef, push};
+use layerize::registry::{CredentialSource, Credentials, RegistryRef, push};
 
 use super::output::{self, OutputArgs};
 
@@ -32,15 +32,10 @@ pub struct PushArgs {
 
 pub fn run(args: PushArgs) -> Result<()> {
     let credentials = match args.creds {
-        Some(creds) => Some(creds),
-        None => Credentials::from_docker_config(&args.target.host)?,
+        Some(creds) => CredentialSource::Given(creds),
+        None => CredentialSource::DockerConfig,
     };
-    let report = push(
-        &args.source,
-        &args.target,
-        args.insecure,
-        credentials.as_ref(),
-    )?;
+    let report = push(&args.source, &args.target, args.insecure, &credentials)?;
     if args.out.json {
         output::json_line(&report);
         return Ok(());

@@ -1,6 +1,6 @@
 //! Parallel gzip: one gzip member whose deflate stream is cut into fixed-size blocks compressed
 //! by libdeflate on worker threads, each block's output but the last left open
-//! ([`super::deflate_join`]) so the blocks concatenate into one valid raw deflate stream. The
+//! (`deflate_join.rs`) so the blocks concatenate into one valid raw deflate stream. The
 //! CRC32 of the stream is computed as it is written, for the trailer.
 //!
 //! One member, never one per block: readers that stop after the first member (flate2's

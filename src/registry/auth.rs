@@ -4,8 +4,10 @@
 //! `repository:<repo>:pull,push` (with the credentials, or anonymously without) and sends that.
 //!
 //! Credentials come from `--creds USER:PASSWORD`, else from the docker config file docker and
-//! podman write at login (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`;
-//! `auths.<host>.auth`, base64 of `user:password`). Credential helpers are not run.
+//! podman write at login (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`): the
+//! host's credential helper (`credHelpers.<host>`), else `auths.<host>.auth` (base64 of
+//! `user:password`), else the default helper (`credsStore`). A helper `NAME` is the program
+//! `docker-credential-NAME` on `PATH`, asked with `get` and the host on stdin, as docker does.
 
 use std::path::{Path, PathBuf};
 
@@ -83,8 +85,14 @@ impl Credentials {
         .iter()
         .map(|key| &auths[key.as_str()])
         .find(|e| !e.is_null());
+        if let Some(name) = helper_name(&config["credHelpers"][host]) {
+            return from_helper(name, host);
+        }
         let Some(encoded) = entry.and_then(|e| e["auth"].as_str()) else {
-            return Ok(None);
+            return match helper_name(&config["credsStore"]) {
+                Some(name) => from_helper(name, host),
+                None => Ok(None),
+            };
         };
         let decoded = BASE64
             .decode(encoded)
@@ -98,6 +106,88 @@ impl Credentials {
     }
 }
 
+/// Where a push takes its credentials from, should the registry ask for them.
+#[derive(Debug, Clone, Default)]
+pub enum CredentialSource {
+    /// None: anonymous.
+    #[default]
+    Anonymous,
+    /// These.
+    Given(Credentials),
+    /// The docker config file ([`Credentials::from_docker_config`]).
+    DockerConfig,
+}
+
+impl CredentialSource {
+    /// The credentials for `host`.
+    ///
+    /// # Errors
+    /// As [`Credentials::from_docker_config`].
+    pub fn resolve(&self, host: &str) -> Result<Option<Credentials>> {
+        match self {
+            CredentialSource::Anonymous => Ok(None),
+            CredentialSource::Given(credentials) => Ok(Some(credentials.clone())),
+            CredentialSource::DockerConfig => Credentials::from_docker_config(host),
+        }
+    }
+}
+
+/// A helper's name from the config, if set.
+fn helper_name(value: &serde_json::Value) -> Option<&str> {
+    value.as_str().filter(|name| !name.is_empty())
+}
+
+/// What the credential helper `docker-credential-<name>` holds for `host`; `None` when it has
+/// nothing for it.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the helper when it cannot run or answers something else than
+/// docker's JSON.
+fn from_helper(name: &str, host: &str) -> Result<Option<Credentials>> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    let program = format!("docker-credential-{name}");
+    let invalid = |reason: String| Error::invalid(&program, reason);
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| invalid(format!("credential helper does not run: {e}")))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    // A helper that exits without reading its input is answered by its exit status below.
+    let _ = stdin.write_all(host.as_bytes());
+    drop(stdin);
+    let out = child
+        .wait_with_output()
+        .map_err(|e| invalid(format!("credential helper failed: {e}")))?;
+    if !out.status.success() {
+        // docker's helpers say "credentials not found" with a failure status.
+        let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        return if said.to_ascii_lowercase().contains("not found") {
+            Ok(None)
+        } else {
+            Err(invalid(format!(
+                "credential helper failed: {}",
+                said.trim()
+            )))
+        };
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| invalid(format!("credential helper answered no JSON: {e}")))?;
+    match (answer["Username"].as_str(), answer["Secret"].as_str()) {
+        (Some(username), Some(password)) if !username.is_empty() => Ok(Some(Credentials {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        })),
+        _ => Err(invalid(
+            "credential helper answered no Username and Secret".to_owned(),
+        )),
+    }
+}
+
 /// The `Authorization` header value every request of a push to `repository` at `origin`
 /// (`http[s]://host`) must carry, or `None` when the registry wants none.
 ///
@@ -108,7 +198,7 @@ pub fn authorize(
     agent: &Agent,
     origin: &str,
     repository: &str,
-    credentials: Option<&Credentials>,
+    source: &CredentialSource,
 ) -> Result<Option<String>> {
     let url = format!("{origin}/v2/");
     let response = agent.get(&url).call().map_err(net(&url))?;
@@ -125,6 +215,10 @@ pub fn authorize(
         .and_then(|v| v.to_str().ok())
         .map(Challenge::parse)
         .ok_or_else(|| unexpected(&url, status, "no WWW-Authenticate challenge"))?;
+    // Looked up only now: a registry that asks for nothing never runs a credential helper.
+    let host = origin.split_once("://").map_or(origin, |(_, host)| host);
+    let credentials = source.resolve(host)?;
+    let credentials = credentials.as_ref();
     match challenge.scheme.to_ascii_lowercase().as_str() {
         "basic" => {
             let creds = credentials.ok_or_else(|| needs_credentials(&url))?;

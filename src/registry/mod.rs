@@ -25,7 +25,7 @@ use ureq::Agent;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::oci_layout::{ImageLayout, LayoutRef, descriptor_digest};
-pub use auth::Credentials;
+pub use auth::{CredentialSource, Credentials};
 
 /// `HOST[:PORT]/REPOSITORY[:TAG]` (tag `latest` when absent).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,8 +114,8 @@ pub struct PushReport {
     pub manifest: Digest,
 }
 
-/// Pushes the image `source` to `target`, authenticating with `credentials` if the registry
-/// asks (see [`auth`]).
+/// Pushes the image `source` to `target`, authenticating with the credentials of `credentials`
+/// if the registry asks (see [`auth`]).
 ///
 /// # Errors
 /// [`Error::Invalid`] / [`Error::Read`] for a bad layout; [`Error::Write`] naming the URL when
@@ -124,7 +124,7 @@ pub fn push(
     source: &LayoutRef,
     target: &RegistryRef,
     insecure: bool,
-    credentials: Option<&Credentials>,
+    credentials: &CredentialSource,
 ) -> Result<PushReport> {
     let layout = ImageLayout::open(&source.dir)?;
     let manifest_desc = layout.resolve(source.tag.as_deref())?;
