@@ -30,21 +30,26 @@ fn make_tree(dir: &Path, files: usize, seed: u64) {
     }
 }
 
-fn spawn_put(dir: &Path, store: &Path) -> Child {
+/// Starts `layerize ARGS` with its output piped.
+fn spawn(args: &[&str]) -> Child {
     layerize()
-        .args([
-            "tar",
-            s(dir),
-            "--store",
-            s(store),
-            "--compression",
-            "gzip",
-            "--json",
-        ])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+fn spawn_put(dir: &Path, store: &Path) -> Child {
+    spawn(&[
+        "tar",
+        s(dir),
+        "--store",
+        s(store),
+        "--compression",
+        "gzip",
+        "--json",
+    ])
 }
 
 fn entries(dir: &Path) -> usize {
@@ -134,16 +139,8 @@ fn a_commit_killed_at_any_point_leaves_a_store_that_verifies_and_a_rerun_commits
         "--store",
         s(&store),
     ];
-    let spawn = || {
-        layerize()
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
     assert!(
-        kill_repeatedly(&store, &spawn) > 0,
+        kill_repeatedly(&store, &|| spawn(&args)) > 0,
         "no kill landed mid-write"
     );
     run_layerize(&args, 0);
@@ -169,16 +166,8 @@ fn a_cache_save_killed_at_any_point_leaves_a_store_that_verifies_and_a_rerun_sav
         "--cache-dir",
         s(&cache),
     ];
-    let spawn = || {
-        layerize()
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
     assert!(
-        kill_repeatedly(&store, &spawn) > 0,
+        kill_repeatedly(&store, &|| spawn(&args)) > 0,
         "no kill landed mid-write"
     );
     run_layerize(&args, 0);

@@ -28,7 +28,7 @@ mod paths;
 mod whiteout;
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -42,7 +42,8 @@ use crate::error::{Error, Result};
 
 pub use whiteout::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 
-use paths::{Parents, remove_path};
+use paths::Parents;
+pub(crate) use paths::{remove_path, replace_with_file};
 
 /// Size of a tar block.
 const BLOCK: u64 = 512;
@@ -226,14 +227,7 @@ impl Extraction<'_> {
             }
             EntryType::Regular | EntryType::Continuous => {
                 let size = entry.size();
-                remove_path(&path)?;
-                let mut file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)
-                    .map_err(Error::write(&path))?;
+                let mut file = replace_with_file(&path)?;
                 let copied = io::copy(&mut entry, &mut file).map_err(|e| {
                     if e.kind() == io::ErrorKind::UnexpectedEof || e.get_ref().is_some() {
                         corrupt_archive(self.archive, e)

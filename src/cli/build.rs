@@ -28,7 +28,7 @@ use serde_json::json;
 use super::check::{change_json, print_table};
 use super::commit::parse_deferred;
 use super::output::{self, OutputArgs};
-use super::tar::owner;
+use super::owner::OwnerArgs;
 
 /// `layerize build`.
 #[derive(Debug, Args)]
@@ -94,7 +94,7 @@ pub fn run(args: BuildArgs) -> Result<i32> {
             paths: GuardPaths {
                 store: args.store,
                 layers_root: DEFAULT_LAYERS_ROOT.to_owned(),
-                owner: owner(None, None)?,
+                owner: OwnerArgs::default().owner()?,
             },
             policy: args.policy,
             defer: args.defer,

@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use layerize::cache;
 use layerize::error::Result;
+use layerize::{Digest, cache};
 
 use super::output::{self, OutputArgs};
+use super::owner::OwnerArgs;
 
 /// `layerize cache`.
 #[derive(Debug, Args)]
@@ -36,12 +37,8 @@ pub struct SaveArgs {
     /// group.toml giving buildpack order and versions.
     #[arg(long)]
     pub group: Option<PathBuf>,
-    /// uid of layer contents [default: $CNB_USER_ID, else 0].
-    #[arg(long)]
-    pub uid: Option<u64>,
-    /// gid of layer contents [default: $CNB_GROUP_ID, else 0].
-    #[arg(long)]
-    pub gid: Option<u64>,
+    #[command(flatten)]
+    pub owner: OwnerArgs,
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -62,17 +59,14 @@ pub struct RestoreArgs {
 pub fn run(args: CacheArgs) -> Result<()> {
     match args.action {
         CacheAction::Save(args) => {
-            let owner = super::tar::owner(args.uid, args.gid)?;
+            let owner = args.owner.owner()?;
             let report = cache::save(&args.layers, &args.cache_dir, args.group.as_deref(), owner)?;
             if args.out.json {
                 output::json_line(&report);
                 return Ok(());
             }
             for layer in &report.layers {
-                let id = layer
-                    .diff_id
-                    .as_ref()
-                    .map_or("-".to_owned(), |d| d.to_string());
+                let id = or_dash(layer.diff_id.as_ref());
                 println!("{:<40} {id} ({})", layer.name, layer.action);
             }
             if report.unchanged {
@@ -89,13 +83,15 @@ pub fn run(args: CacheArgs) -> Result<()> {
                 return Ok(());
             }
             for layer in &report.layers {
-                let id = layer
-                    .diff_id
-                    .as_ref()
-                    .map_or("-".to_owned(), |d| d.to_string());
+                let id = or_dash(layer.diff_id.as_ref());
                 println!("{:<40} {id} ({} entries)", layer.name, layer.entries);
             }
         }
     }
     Ok(())
+}
+
+/// A layer's diffID, or `-` for a layer with no contents.
+fn or_dash(diff_id: Option<&Digest>) -> String {
+    diff_id.map_or("-".to_owned(), Digest::to_string)
 }

@@ -9,7 +9,7 @@ use layerize::normalize::DEFAULT_LAYERS_ROOT;
 use layerize::{BuildpackId, Compression, Deferred, LayersDir};
 
 use super::output::{self, OutputArgs};
-use super::tar::owner;
+use super::owner::OwnerArgs;
 
 /// The layers dir, the store and the in-image names, shared by commit, check and restore.
 #[derive(Debug, Args)]
@@ -23,12 +23,8 @@ pub struct GuardArgs {
     /// In-image path of the layers directory.
     #[arg(long, default_value = DEFAULT_LAYERS_ROOT)]
     pub layers_root: String,
-    /// uid of layer entries [default: $CNB_USER_ID, else 0].
-    #[arg(long)]
-    pub uid: Option<u64>,
-    /// gid of layer entries [default: $CNB_GROUP_ID, else 0].
-    #[arg(long)]
-    pub gid: Option<u64>,
+    #[command(flatten)]
+    pub owner: OwnerArgs,
 }
 
 impl GuardArgs {
@@ -38,7 +34,7 @@ impl GuardArgs {
         let paths = GuardPaths {
             store: self.store.clone(),
             layers_root: self.layers_root.clone(),
-            owner: owner(self.uid, self.gid)?,
+            owner: self.owner.owner()?,
         };
         Ok((layers, paths))
     }

@@ -8,6 +8,7 @@ use layerize::error::{Error, Result};
 use layerize::export::{ExportOptions, created_from_env, export};
 
 use super::output::{self, OutputArgs};
+use super::owner::OwnerArgs;
 
 /// `layerize export`.
 #[derive(Debug, Args)]
@@ -27,12 +28,8 @@ pub struct ExportArgs {
     /// group.toml: buildpack order and versions [default: buildpack dirs sorted by id].
     #[arg(long)]
     pub group: Option<PathBuf>,
-    /// uid of layer contents [default: $CNB_USER_ID, else 0].
-    #[arg(long)]
-    pub uid: Option<u64>,
-    /// gid of layer contents [default: $CNB_GROUP_ID, else 0].
-    #[arg(long)]
-    pub gid: Option<u64>,
+    #[command(flatten)]
+    pub owner: OwnerArgs,
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -46,7 +43,7 @@ pub fn run(args: ExportArgs) -> Result<()> {
         run_image: args.run_image,
         output: args.output,
         group: args.group,
-        owner: super::tar::owner(args.uid, args.gid)?,
+        owner: args.owner.owner()?,
         created,
     };
     let report = export(&options)?;

@@ -9,6 +9,7 @@ mod export;
 mod extract;
 mod ls;
 mod output;
+mod owner;
 mod push;
 mod restore;
 mod tar;

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use layerize::error::{Error, Result};
 use layerize::store::StoreLock;
-use layerize::{Compression, Owner, Store, TarSpec, pipeline};
+use layerize::{Compression, Store, TarSpec, pipeline};
 use serde_json::json;
 
 use super::output::{self, OutputArgs, Progress};
+use super::owner::OwnerArgs;
 
 /// `layerize tar`.
 #[derive(Debug, Args)]
@@ -21,12 +22,8 @@ pub struct TarArgs {
     /// to DIR and DIR itself is not written.
     #[arg(long)]
     pub prefix: Option<PathBuf>,
-    /// uid of every entry [default: $CNB_USER_ID, else 0].
-    #[arg(long)]
-    pub uid: Option<u64>,
-    /// gid of every entry [default: $CNB_GROUP_ID, else 0].
-    #[arg(long)]
-    pub gid: Option<u64>,
+    #[command(flatten)]
+    pub owner: OwnerArgs,
     /// Compression of the written blob.
     #[arg(long, value_enum, default_value_t = Compression::None)]
     pub compression: Compression,
@@ -42,16 +39,8 @@ pub struct TarArgs {
 }
 
 /// The build user: flags, else `CNB_USER_ID`/`CNB_GROUP_ID`, else root.
-pub fn owner(uid: Option<u64>, gid: Option<u64>) -> Result<Owner> {
-    let env = Owner::from_env().map_err(|reason| Error::invalid("<environment>", reason))?;
-    Ok(Owner {
-        uid: uid.unwrap_or(env.uid),
-        gid: gid.unwrap_or(env.gid),
-    })
-}
-
 pub fn run(args: TarArgs) -> Result<()> {
-    let owner = owner(args.uid, args.gid)?;
+    let owner = args.owner.owner()?;
     let meta = std::fs::metadata(&args.dir).map_err(Error::read(&args.dir))?;
     if !meta.is_dir() {
         return Err(Error::invalid(&args.dir, "not a directory"));

@@ -14,16 +14,17 @@
 //! removed.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use filetime::FileTime;
 use serde::Serialize;
 
 use super::{GuardPaths, latest_record, snapshot_digest};
+use crate::archive::extract::{remove_path, replace_with_file};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layers_dir::{BuildpackId, LayersDir};
@@ -246,14 +247,7 @@ fn write_entry<R: Read>(
             }
         },
         tar::EntryType::Regular => {
-            remove_path(&path)?;
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&path)
-                .map_err(Error::write(&path))?;
+            let mut file = replace_with_file(&path)?;
             io::copy(entry, &mut file).map_err(Error::write(&path))?;
             Ok(())
         }
@@ -343,25 +337,9 @@ fn first_difference(expected: &Snapshot, after: &Snapshot) -> Option<String> {
         .iter()
         .zip(&after.entries)
         .find_map(|(w, a)| {
-            let same = w.path == a.path
-                && w.kind == a.kind
-                && w.mode == a.mode
-                && w.uid == a.uid
-                && w.gid == a.gid
-                && w.size == a.size
-                && w.mtime == a.mtime
-                && w.link_target == a.link_target;
+            let same = w.path == a.path && w.same_written_stat(a);
             (!same).then(|| format!("{} differs", w.display_path()))
         })
-}
-
-/// Removes a file, symlink or whole directory, never following a symlink; absent is fine.
-fn remove_path(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(Error::write(path)),
-        Ok(_) => fs::remove_file(path).map_err(Error::write(path)),
-        Err(_) => Ok(()),
-    }
 }
 
 #[cfg(test)]

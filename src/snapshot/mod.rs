@@ -126,15 +126,21 @@ impl EntryStat {
 
     /// True when every `lstat` field and the link target are equal (content not compared).
     pub fn same_stat(&self, other: &Self) -> bool {
+        self.same_written_stat(other)
+            && self.ctime == other.ctime
+            && self.ino == other.ino
+            && self.dev == other.dev
+    }
+
+    /// True when what writing the entry can set is equal: type, mode, owner, size, mtime and
+    /// link target; not ctime, inode and device, which any rewrite changes.
+    pub fn same_written_stat(&self, other: &Self) -> bool {
         self.kind == other.kind
             && self.mode == other.mode
             && self.uid == other.uid
             && self.gid == other.gid
             && self.size == other.size
             && self.mtime == other.mtime
-            && self.ctime == other.ctime
-            && self.ino == other.ino
-            && self.dev == other.dev
             && self.link_target == other.link_target
     }
 

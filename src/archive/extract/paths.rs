@@ -1,9 +1,10 @@
 //! Entry names made relative to the target, and the checks that keep every write inside it:
 //! parents that are real directories, and removal that never follows a symlink.
 
-use std::fs;
+use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::Extraction;
@@ -85,11 +86,25 @@ impl Extraction<'_> {
     }
 }
 
-/// Removes a file, symlink or whole directory at `path`, never following a symlink.
-pub(super) fn remove_path(path: &Path) -> Result<()> {
+/// Removes a file, symlink or whole directory at `path`, never following a symlink; absent is
+/// fine.
+pub(crate) fn remove_path(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(Error::write(path)),
         Ok(_) => fs::remove_file(path).map_err(Error::write(path)),
         Err(_) => Ok(()),
     }
+}
+
+/// Replaces whatever is at `path` with a new, empty, owner-only file, never writing through a
+/// symlink (its mode is set once its content is in).
+pub(crate) fn replace_with_file(path: &Path) -> Result<File> {
+    remove_path(path)?;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(Error::write(path))
 }
