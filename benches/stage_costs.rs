@@ -1,0 +1,151 @@
+//! What each stage of layer creation costs on its own, for `bench/run`'s floors: the CPU time
+//! of hashing and of each compressor over a tar already in memory, with no walk, no read and no
+//! other stage competing. A layer cannot be written in less CPU than the sum of its stages, so
+//! that sum over the cores is a floor for the wall time of `layerize tar` on the same tree.
+//!
+//! Usage: `cargo bench --bench stage_costs -- TAR...`. Prints, per tar, tab-separated
+//! `tar  stage  cpu_seconds  wall_seconds  output_bytes`. Stages run on as many threads as
+//! `layerize tar` uses (one per core), in the same block sizes:
+//! - `sha256`: the diffID, one thread (it is one stream);
+//! - `libdeflate-N`: libdeflate level N alone on 1 MiB blocks (no joining);
+//! - `layerize-gzip`: layerize's gzip encoder (level 5, blocks joined into one stream, CRC);
+//! - `zstd-3`: libzstd level 3 in 4 MiB frames with a 4 MiB window (layerize's zstd);
+//! - `zstd-...`: cheaper zstd parameter sets on the same frames, for their sizes.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use layerize::compress::Compression;
+use sha2::{Digest, Sha256};
+use zstd::zstd_safe::{CParameter, Strategy};
+
+const DEFLATE_BLOCK: usize = 1 << 20;
+const ZSTD_FRAME: usize = 4 << 20;
+
+fn main() {
+    let tars: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    assert!(!tars.is_empty(), "usage: stage_costs TAR...");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for tar in &tars {
+        let data = std::fs::read(tar).unwrap_or_else(|e| panic!("{tar}: {e}"));
+        let report = |stage: &str, (cpu, wall, bytes): (Duration, Duration, usize)| {
+            println!(
+                "{tar}\t{stage}\t{:.3}\t{:.3}\t{bytes}",
+                cpu.as_secs_f64(),
+                wall.as_secs_f64()
+            );
+        };
+        report("sha256", measure(|| sha256(&data)));
+        for level in [4, 5, 6] {
+            let stage = format!("libdeflate-{level}");
+            report(&stage, measure(|| libdeflate(&data, level, threads)));
+        }
+        report("layerize-gzip", measure(|| layerize_gzip(&data)));
+        for (stage, params) in zstd_sets() {
+            report(stage, measure(|| zstd_frames(&data, params, threads)));
+        }
+    }
+}
+
+/// CPU time of this process (all threads), wall time and the result of `run`.
+fn measure(run: impl FnOnce() -> usize) -> (Duration, Duration, usize) {
+    let (cpu, wall) = (process_cpu(), Instant::now());
+    let bytes = run();
+    (process_cpu() - cpu, wall.elapsed(), bytes)
+}
+
+fn process_cpu() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for clock_gettime to fill.
+    let ret = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
+    assert_eq!(ret, 0, "clock_gettime");
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+fn sha256(data: &[u8]) -> usize {
+    Sha256::digest(data).len()
+}
+
+/// Runs `compress` over the `block`-sized pieces of `data` on `threads` threads; the summed
+/// output sizes.
+fn blocks(
+    data: &[u8],
+    block: usize,
+    threads: usize,
+    compress: impl Fn() -> Box<dyn FnMut(&[u8]) -> usize> + Sync,
+) -> usize {
+    let pieces: Vec<&[u8]> = data.chunks(block).collect();
+    let (next, total) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let mut one = compress();
+                while let Some(piece) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    total.fetch_add(one(piece), Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    total.into_inner()
+}
+
+fn libdeflate(data: &[u8], level: i32, threads: usize) -> usize {
+    blocks(data, DEFLATE_BLOCK, threads, || {
+        let level = libdeflater::CompressionLvl::new(level).expect("a libdeflate level");
+        let mut compressor = libdeflater::Compressor::new(level);
+        let mut out = vec![0; compressor.deflate_compress_bound(DEFLATE_BLOCK)];
+        Box::new(move |piece| {
+            compressor
+                .deflate_compress(piece, &mut out)
+                .expect("deflate")
+        })
+    })
+}
+
+fn layerize_gzip(data: &[u8]) -> usize {
+    let mut encoder = Compression::Gzip.encoder(Vec::new()).expect("an encoder");
+    encoder.write_all(data).expect("in memory");
+    encoder.finish().expect("in memory").len()
+}
+
+/// Named zstd parameter sets, each on top of level 3 with a 4 MiB window.
+fn zstd_sets() -> Vec<(&'static str, &'static [CParameter])> {
+    use CParameter::{ChainLog, HashLog, MinMatch, Strategy as Strat};
+    vec![
+        ("zstd-3", &[]),
+        ("zstd-3-minmatch6", &[MinMatch(6)]),
+        ("zstd-3-hash16", &[HashLog(16), ChainLog(15)]),
+        (
+            "zstd-fast-hash17",
+            &[Strat(Strategy::ZSTD_fast), HashLog(17)],
+        ),
+        (
+            "zstd-fast-hash18-minmatch6",
+            &[Strat(Strategy::ZSTD_fast), HashLog(18), MinMatch(6)],
+        ),
+    ]
+}
+
+fn zstd_frames(data: &[u8], params: &'static [CParameter], threads: usize) -> usize {
+    blocks(data, ZSTD_FRAME, threads, || {
+        let mut frames = zstd::bulk::Compressor::new(3).expect("a zstd context");
+        frames
+            .set_parameter(CParameter::WindowLog(22))
+            .expect("window");
+        for &param in params {
+            frames.set_parameter(param).expect("a zstd parameter");
+        }
+        let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(ZSTD_FRAME));
+        Box::new(move |piece| {
+            out.clear();
+            frames.compress_to_buffer(piece, &mut out).expect("zstd")
+        })
+    })
+}
