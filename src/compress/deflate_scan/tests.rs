@@ -1,0 +1,198 @@
+//! The scan against zlib-rs's inflate ([`crate::compress::inflate_oracle`]): on libdeflate's
+//! output at every level, on hand-made streams, and on broken ones.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::compress::inflate_oracle::inflate_stream;
+use crate::compress::test_data::{random, text};
+
+fn deflate(data: &[u8], level: i32) -> Vec<u8> {
+    let mut compressor =
+        libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level).unwrap());
+    let mut out = vec![0; compressor.deflate_compress_bound(data.len())];
+    let n = compressor.deflate_compress(data, &mut out).unwrap();
+    out.truncate(n);
+    out
+}
+
+fn bit(bytes: &[u8], at: usize) -> u8 {
+    (bytes[at / 8] >> (at % 8)) & 1
+}
+
+/// Random, text, zeros and the three after each other (blocks of different types).
+fn inputs(len: usize) -> [(&'static str, Vec<u8>); 4] {
+    let seed = 0x9e37_79b9 ^ len as u32;
+    let mixed = [
+        random(len / 3, seed),
+        vec![0; len / 3],
+        text(len - 2 * (len / 3), seed),
+    ];
+    [
+        ("random", random(len, seed)),
+        ("text", text(len, seed)),
+        ("zeros", vec![0; len]),
+        ("mixed", mixed.concat()),
+    ]
+}
+
+/// The scan and the oracle agree on `deflated` as a stream of `len` bytes: both accept it,
+/// with the same final block, or both reject it. Returns the scan's answer.
+fn agree(deflated: &[u8], len: usize, what: &str) -> Option<FinalBlock> {
+    let scanned = final_block(deflated, len);
+    let inflated = inflate_stream(deflated, len).ok();
+    let oracle = inflated.filter(|(_, bytes)| bytes.len() == len);
+    match (&scanned, &oracle) {
+        (Ok(block), Some((expected, _))) => assert_eq!(block, expected, "{what}"),
+        (Err(_), None) => {}
+        _ => panic!(
+            "{what}: scan {scanned:?}, oracle {:?}",
+            oracle.map(|(b, _)| b)
+        ),
+    }
+    scanned.ok()
+}
+
+#[test]
+fn finds_the_final_block_of_hand_made_streams() {
+    // An empty fixed-Huffman final block: BFINAL 1, BTYPE 01, end-of-block 0000000.
+    let fixed = [0x03, 0x00];
+    assert_eq!(
+        agree(&fixed, 0, "fixed"),
+        Some(FinalBlock { header: 0, end: 10 })
+    );
+    // An empty non-final stored block before it: the final block starts at byte 5.
+    let two = [0x00, 0x00, 0x00, 0xff, 0xff, 0x03, 0x00];
+    let block = FinalBlock {
+        header: 40,
+        end: 50,
+    };
+    assert_eq!(agree(&two, 0, "two"), Some(block));
+    // A final stored block of "abc" ends on its last byte.
+    let stored = [0x01, 0x03, 0x00, 0xfc, 0xff, b'a', b'b', b'c'];
+    assert_eq!(
+        agree(&stored, 3, "stored"),
+        Some(FinalBlock { header: 0, end: 64 })
+    );
+}
+
+#[test]
+fn rejects_what_is_not_one_complete_stream_of_the_length() {
+    let fixed = [0x03, 0x00];
+    assert!(final_block(&fixed, 1).is_err(), "wrong length");
+    assert!(
+        final_block(&[0x03, 0x00, 0x00], 0).is_err(),
+        "trailing byte"
+    );
+    assert!(
+        final_block(&[0x00, 0x00, 0x00, 0xff], 0).is_err(),
+        "truncated"
+    );
+    let error = final_block(&[0x07, 0x00], 0).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "joining deflate blocks: reserved block type 3"
+    );
+    // Stored "abc" with NLEN not the complement of LEN.
+    let stored = [0x01, 0x03, 0x00, 0xfc, 0xfe, b'a', b'b', b'c'];
+    assert!(final_block(&stored, 3).is_err(), "LEN/NLEN");
+    // Fixed: literal 'a' (code 00110000 + 0x61), length 3 (code 0000001), distance 1 (00000)
+    // or 2 (00001), end-of-block: distance 2 reaches before the start.
+    assert_eq!(
+        agree(&[0x4b, 0x04, 0x02, 0x00], 4, "distance 1 after 1 byte"),
+        Some(FinalBlock { header: 0, end: 30 })
+    );
+    assert!(agree(&[0x4b, 0x04, 0x42, 0x00], 4, "distance 2 after 1 byte").is_none());
+}
+
+#[test]
+fn a_wrong_length_is_an_error() {
+    for (kind, data) in inputs(5000) {
+        let deflated = deflate(&data, 6);
+        assert!(final_block(&deflated, data.len()).is_ok(), "{kind}");
+        for len in [0, data.len() - 1, data.len() + 1, 2 * data.len()] {
+            assert!(
+                final_block(&deflated, len).is_err(),
+                "{kind} as {len} bytes"
+            );
+        }
+    }
+}
+
+#[test]
+fn matches_the_oracle_on_libdeflate_streams_at_every_level() {
+    let mut paddings = BTreeSet::new();
+    let mut types = BTreeSet::new();
+    let large = [1000, 5000, 70_000, 300_000, 1 << 20];
+    for level in 0..=12 {
+        // Large inputs at a few levels: the slow levels take long on them.
+        let many = [0, 1, 5, 6, 9].contains(&level);
+        let lens = (0..300).chain(large.into_iter().filter(|&len| many || len <= 5000));
+        for len in lens {
+            for (kind, data) in inputs(len) {
+                let deflated = deflate(&data, level);
+                let what = format!("level {level}, {kind}, {len} bytes");
+                let block = final_block(&deflated, data.len()).expect(&what);
+                let (expected, inflated) = inflate_stream(&deflated, data.len()).expect(&what);
+                assert_eq!(block, expected, "{what}");
+                assert!(inflated == data, "{what}: the oracle inflates other bytes");
+                paddings.insert((8 - block.end % 8) % 8);
+                types.insert(
+                    bit(&deflated, block.header + 1) | bit(&deflated, block.header + 2) << 1,
+                );
+            }
+        }
+    }
+    assert_eq!(paddings, (0..8).collect(), "padding widths seen");
+    assert_eq!(
+        types,
+        BTreeSet::from([0, 1, 2]),
+        "stored, fixed and dynamic final blocks"
+    );
+}
+
+/// A few valid streams: stored, fixed, dynamic and several blocks of each.
+fn samples() -> Vec<(String, Vec<u8>, usize)> {
+    let mut out = Vec::new();
+    for (level, len) in [(0, 700), (1, 40), (6, 3000), (12, 2000), (6, 150_000)] {
+        for (kind, data) in inputs(len) {
+            let deflated = deflate(&data, level);
+            out.push((format!("level {level}, {kind}, {len} bytes"), deflated, len));
+        }
+    }
+    out
+}
+
+#[test]
+fn truncated_streams_are_errors() {
+    for (what, deflated, len) in samples().into_iter().filter(|(_, d, _)| d.len() < 5000) {
+        for cut in 0..deflated.len() {
+            let what = format!("{what}, cut to {cut} bytes");
+            assert!(agree(&deflated[..cut], len, &what).is_none(), "{what}");
+        }
+    }
+}
+
+#[test]
+fn flipped_bits_agree_with_the_oracle() {
+    let mut seed = 0x2545_f491_u32;
+    let (mut accepted, mut rejected) = (0, 0);
+    for (what, deflated, len) in samples() {
+        for _ in 0..200 {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let at = seed as usize % (8 * deflated.len());
+            let mut flipped = deflated.clone();
+            flipped[at / 8] ^= 1 << (at % 8);
+            match agree(&flipped, len, &format!("{what}, bit {at} flipped")) {
+                Some(_) => accepted += 1,
+                None => rejected += 1,
+            }
+        }
+    }
+    assert!(
+        accepted > 100 && rejected > 100,
+        "{accepted} accepted, {rejected} rejected"
+    );
+}
