@@ -21,15 +21,18 @@ use huffman::{Code, Table};
 
 /// The error of a stream that ends early.
 const TRUNCATED: &str = "the stream ends before its final block";
+/// The error of a stream that decodes to more bytes than its input.
+const TOO_LONG: &str = "the stream decodes to more bytes than its input";
 /// Code-length symbols are sent in this order (RFC 1951 §3.2.7).
 const LENGTHS_ORDER: [usize; 19] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
-/// Primary table widths: most literal/length and distance codes are shorter than this.
-const LITERAL_BITS: u32 = 10;
-const DISTANCE_BITS: u32 = 8;
-/// Code-length codes have at most 7 bits: one table, no subtables.
-const LENGTHS_BITS: u32 = 7;
+/// A literal/length table: 10 bits index the primary table, longer codes are rarer.
+type LiteralTable = Table<1024>;
+/// A distance table: 8 bits index the primary table.
+type DistanceTable = Table<256>;
+/// A code-length table: code-length codes have at most 7 bits, no subtables.
+type LengthsTable = Table<128>;
 
 /// Where the final block of a raw deflate stream lies, in bits from the stream's start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,8 +63,8 @@ pub(super) fn final_block(deflated: &[u8], len: usize) -> io::Result<FinalBlock>
 /// A literal/length code and a distance code.
 #[derive(Default)]
 struct Codes {
-    literals: Table,
-    distances: Table,
+    literals: LiteralTable,
+    distances: DistanceTable,
 }
 
 struct Scan<'a> {
@@ -77,7 +80,7 @@ impl Scan<'_> {
     fn blocks(&mut self) -> Result<FinalBlock, &'static str> {
         let mut fixed = None;
         let mut dynamic = Codes::default();
-        let mut lengths = Table::default();
+        let mut lengths = LengthsTable::default();
         loop {
             let header = self.bits.position();
             let last = self.bits.read(1) == 1;
@@ -120,11 +123,19 @@ impl Scan<'_> {
             return Err("stored block length does not match its complement");
         }
         self.bits.skip_bytes(len as usize)?;
-        self.add(len as usize)
+        self.decoded += len as usize;
+        if self.decoded > self.len {
+            return Err(TOO_LONG);
+        }
+        Ok(())
     }
 
     /// Reads a dynamic block's code lengths and builds its codes.
-    fn code_lengths(&mut self, table: &mut Table, codes: &mut Codes) -> Result<(), &'static str> {
+    fn code_lengths(
+        &mut self,
+        table: &mut LengthsTable,
+        codes: &mut Codes,
+    ) -> Result<(), &'static str> {
         let literals = self.bits.read(5) as usize + 257;
         let distances = self.bits.read(5) as usize + 1;
         let sent = self.bits.read(4) as usize + 4;
@@ -135,7 +146,7 @@ impl Scan<'_> {
         for &symbol in &LENGTHS_ORDER[..sent] {
             lengths[symbol] = self.bits.read(3) as u8;
         }
-        table.build(&lengths, LENGTHS_BITS, Code::Lengths, huffman::code_length)?;
+        table.build(&lengths, Code::Lengths, huffman::code_length)?;
         let mut lens = [0u8; 286 + 30];
         let lens = &mut lens[..literals + distances];
         let mut have = 0;
@@ -166,66 +177,89 @@ impl Scan<'_> {
         if literal_lens[256] == 0 {
             return Err("no end-of-block code");
         }
-        codes.literals.build(
-            literal_lens,
-            LITERAL_BITS,
-            Code::Symbols,
-            huffman::literal_length,
-        )?;
-        codes.distances.build(
-            distance_lens,
-            DISTANCE_BITS,
-            Code::Symbols,
-            huffman::distance,
-        )
+        codes
+            .literals
+            .build(literal_lens, Code::Symbols, huffman::literal_length)?;
+        codes
+            .distances
+            .build(distance_lens, Code::Symbols, huffman::distance)
     }
 
     /// Decodes a Huffman block's symbols up to its end-of-block code.
     fn symbols(&mut self, codes: &Codes) -> Result<(), &'static str> {
-        use huffman::{code_len, extra, kind, low, value};
-        loop {
-            // 56 bits: enough for a length code, its extra bits, a distance code and its extra
-            // bits (15 + 5 + 15 + 13).
-            self.bits.refill();
-            let bits = self.bits.peek();
-            let entry = codes.literals.lookup(bits);
-            match kind(entry) {
-                huffman::LITERAL => {
-                    self.bits.consume(code_len(entry));
-                    self.add(1)?;
-                }
-                huffman::LENGTH => {
-                    let used = code_len(entry) + extra(entry);
-                    let len = value(entry) + low(bits >> code_len(entry), extra(entry));
-                    let bits = bits >> used;
-                    let entry = codes.distances.lookup(bits);
-                    if kind(entry) != huffman::DISTANCE {
-                        return Err("invalid distance code");
-                    }
-                    let distance = value(entry) + low(bits >> code_len(entry), extra(entry));
-                    self.bits.consume(used + code_len(entry) + extra(entry));
-                    if distance as usize > self.decoded {
-                        return Err("a distance reaches before the start of the stream");
-                    }
-                    self.add(len as usize)?;
-                }
-                huffman::END => {
-                    self.bits.consume(code_len(entry));
-                    return Ok(());
-                }
-                _ => return Err("invalid literal/length code"),
-            }
-        }
+        // The hot loop works on copies, which stay in registers.
+        let mut bits = self.bits;
+        let mut decoded = self.decoded;
+        let result = decode_symbols(&mut bits, &mut decoded, self.len, codes);
+        self.bits = bits;
+        self.decoded = decoded;
+        result
     }
+}
 
-    /// Counts `n` more decoded bytes.
-    #[inline(always)]
-    fn add(&mut self, n: usize) -> Result<(), &'static str> {
-        self.decoded += n;
-        if self.decoded > self.len {
-            return Err("the stream decodes to more bytes than its input");
+/// Decodes symbols from `bits` up to an end-of-block code, counting the bytes they decode to
+/// in `decoded` (at most `len`).
+#[inline(always)]
+fn decode_symbols(
+    bits: &mut Bits,
+    decoded: &mut usize,
+    len: usize,
+    codes: &Codes,
+) -> Result<(), &'static str> {
+    use huffman::{LITERAL, code_len, extra, kind, low, value};
+    loop {
+        // 56 bits: enough for three literal codes (15 bits each), or for a length code, its
+        // extra bits, a distance code and its extra bits (15 + 5 + 15 + 13).
+        bits.refill();
+        let mut entry = codes.literals.lookup(bits.peek());
+        if kind(entry) == LITERAL {
+            bits.consume_code(entry);
+            entry = codes.literals.lookup(bits.peek());
+            if kind(entry) != LITERAL {
+                *decoded += 1;
+            } else {
+                bits.consume_code(entry);
+                entry = codes.literals.lookup(bits.peek());
+                if kind(entry) != LITERAL {
+                    *decoded += 2;
+                } else {
+                    bits.consume_code(entry);
+                    *decoded += 3;
+                    if *decoded > len {
+                        return Err(TOO_LONG);
+                    }
+                    continue;
+                }
+            }
+            // The next symbol is not a literal: it may need all 48 bits.
+            bits.refill();
         }
-        Ok(())
+        let code = bits.peek();
+        match kind(entry) {
+            huffman::LENGTH => {
+                let used = code_len(entry) + extra(entry);
+                let length = value(entry) + low(code >> code_len(entry), extra(entry));
+                let code = code >> used;
+                let entry = codes.distances.lookup(code);
+                if kind(entry) != huffman::DISTANCE {
+                    return Err("invalid distance code");
+                }
+                let distance = value(entry) + low(code >> code_len(entry), extra(entry));
+                bits.consume(used + code_len(entry) + extra(entry));
+                if distance as usize > *decoded {
+                    return Err("a distance reaches before the start of the stream");
+                }
+                *decoded += length as usize;
+                if *decoded > len {
+                    return Err(TOO_LONG);
+                }
+            }
+            huffman::END => {
+                bits.consume_code(entry);
+                return Ok(());
+            }
+            _ => return Err("invalid literal/length code"),
+        }
     }
 }
 
@@ -237,10 +271,10 @@ fn fixed_codes() -> Result<Codes, &'static str> {
     let mut codes = Codes::default();
     codes
         .literals
-        .build(&lens, LITERAL_BITS, Code::Symbols, huffman::literal_length)?;
+        .build(&lens, Code::Symbols, huffman::literal_length)?;
     codes
         .distances
-        .build(&[5; 32], DISTANCE_BITS, Code::Symbols, huffman::distance)?;
+        .build(&[5; 32], Code::Symbols, huffman::distance)?;
     Ok(codes)
 }
 

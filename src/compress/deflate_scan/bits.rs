@@ -6,6 +6,7 @@
 //! bits it peeks are there; [`Bits::overrun`] tells afterwards whether it used any of them.
 
 /// A reader of the bits of `input`.
+#[derive(Clone, Copy)]
 pub(super) struct Bits<'a> {
     input: &'a [u8],
     /// The next byte to load; beyond the input, zero bytes are loaded.
@@ -62,6 +63,14 @@ impl<'a> Bits<'a> {
     pub(super) fn consume(&mut self, n: u32) {
         self.buf >>= n;
         self.count -= n;
+    }
+
+    /// Drops the code of a table entry, whose bits 0..4 are the code's length and bits 4..6
+    /// zero: the shift takes the entry's low 6 bits.
+    #[inline(always)]
+    pub(super) fn consume_code(&mut self, entry: u32) {
+        self.buf = self.buf.wrapping_shr(entry);
+        self.count -= entry & 0xf;
     }
 
     /// Reads an `n`-bit number (n <= 32), first bit least significant.

@@ -7,9 +7,9 @@
 //! one bit (a single code, as a block that uses one distance sends); no codes at all is
 //! accepted, and decoding with such a table is an error.
 //!
-//! An entry is a `u32`: the code's length in bits 0..4, the number of extra bits that follow
-//! the code in bits 4..8, the kind in bits 8..12 and the value (literal, base length, base
-//! distance or code-length symbol; for a subtable link, its offset) in bits 16..32. The entry 0
+//! An entry is a `u32`: the code's length in bits 0..4, the number of extra bits that follow the code in bits 8..12, the kind in bits 12..16 and the
+//! value (base length, base distance or code-length symbol; for a subtable link, its offset and
+//! width) in bits 16..32. A literal's value is not kept: the scan does not need it. The entry 0
 //! decodes nothing: codes that are not assigned (incomplete codes) and symbols the format
 //! reserves (literal/length 286 and 287, distances 30 and 31) map to it.
 
@@ -51,12 +51,12 @@ pub(super) fn code_len(entry: u32) -> u32 {
 
 /// How many extra bits follow the code.
 pub(super) fn extra(entry: u32) -> u32 {
-    (entry >> 4) & 0xf
+    (entry >> 8) & 0xf
 }
 
 /// The entry's kind: [`INVALID`], [`LITERAL`], [`LENGTH`], [`END`] or [`DISTANCE`].
 pub(super) fn kind(entry: u32) -> u32 {
-    (entry >> 8) & 0xf
+    (entry >> 12) & 0xf
 }
 
 /// The literal, base length, base distance or code-length symbol.
@@ -70,13 +70,13 @@ pub(super) fn low(bits: u64, n: u32) -> u32 {
 }
 
 fn entry(kind: u32, extra: u8, value: u16) -> u32 {
-    (u32::from(value) << 16) | (kind << 8) | (u32::from(extra) << 4)
+    (u32::from(value) << 16) | (kind << 12) | (u32::from(extra) << 8)
 }
 
 /// The entry of literal/length symbol `symbol` (without its code length).
 pub(super) fn literal_length(symbol: usize) -> u32 {
     match symbol {
-        0..=255 => entry(LITERAL, 0, symbol as u16),
+        0..=255 => entry(LITERAL, 0, 0),
         256 => entry(END, 0, 0),
         _ => match (
             LENGTH_BASE.get(symbol - 257),
@@ -117,24 +117,35 @@ pub(super) enum Code {
     Symbols,
 }
 
-/// A decoding table: a primary table of `2^primary` entries, then the subtables.
-#[derive(Debug, Default)]
-pub(super) struct Table {
-    entries: Vec<u32>,
-    primary: u32,
+/// A decoding table: a primary table of `SIZE` (a power of two) entries indexed by the next
+/// bits of the stream, and subtables for longer codes.
+#[derive(Debug)]
+pub(super) struct Table<const SIZE: usize> {
+    primary: [u32; SIZE],
+    subtables: Vec<u32>,
 }
 
-impl Table {
-    /// Builds the table of the canonical code with code lengths `lens` (each at most 15), whose
-    /// primary table is indexed by at most `primary` bits; `entry(symbol)` gives a symbol's
-    /// entry without its code length.
+impl<const SIZE: usize> Default for Table<SIZE> {
+    fn default() -> Self {
+        Self {
+            primary: [INVALID; SIZE],
+            subtables: Vec::new(),
+        }
+    }
+}
+
+impl<const SIZE: usize> Table<SIZE> {
+    /// Bits of the stream the primary table is indexed by.
+    const BITS: u32 = SIZE.trailing_zeros();
+
+    /// Builds the table of the canonical code with code lengths `lens` (each at most 15);
+    /// `entry(symbol)` gives a symbol's entry without its code length.
     ///
     /// # Errors
     /// An over-subscribed code, or an incomplete one that `code` does not allow.
     pub(super) fn build(
         &mut self,
         lens: &[u8],
-        primary: u32,
         code: Code,
         entry: impl Fn(usize) -> u32,
     ) -> Result<(), &'static str> {
@@ -159,11 +170,9 @@ impl Table {
         for len in 1..16 {
             next[len] = (next[len - 1] + count[len - 1]) << 1;
         }
-        self.primary = primary.min(longest).max(1);
-        let size = 1usize << self.primary;
-        let sub_bits = longest.saturating_sub(self.primary);
-        self.entries.clear();
-        self.entries.resize(size, INVALID);
+        let sub_bits = longest.saturating_sub(Self::BITS);
+        self.primary.fill(INVALID);
+        self.subtables.clear();
         for (symbol, &len) in lens.iter().enumerate() {
             let len = u32::from(len & 15);
             if len == 0 {
@@ -177,22 +186,19 @@ impl Table {
                 INVALID => INVALID,
                 e => e | len,
             };
-            if len <= self.primary {
-                fill(&mut self.entries[..size], reversed, len, found);
-            } else {
-                let link = self.entries[reversed & (size - 1)];
-                let offset = if kind(link) == SUBTABLE {
-                    value(link) as usize
-                } else {
-                    let offset = self.entries.len();
-                    self.entries.resize(offset + (1 << sub_bits), INVALID);
-                    self.entries[reversed & (size - 1)] =
-                        (offset as u32) << 16 | SUBTABLE << 8 | sub_bits << 4;
-                    offset
-                };
-                let sub = &mut self.entries[offset..offset + (1 << sub_bits)];
-                fill(sub, reversed >> self.primary, len - self.primary, found);
+            if len <= Self::BITS {
+                fill(&mut self.primary, reversed, len, found);
+                continue;
             }
+            let link = &mut self.primary[reversed & (SIZE - 1)];
+            if kind(*link) != SUBTABLE {
+                let offset = self.subtables.len();
+                self.subtables.resize(offset + (1 << sub_bits), INVALID);
+                *link = (offset as u32) << 16 | SUBTABLE << 12 | sub_bits << 8;
+            }
+            let offset = value(*link) as usize;
+            let sub = &mut self.subtables[offset..offset + (1 << sub_bits)];
+            fill(sub, reversed >> Self::BITS, len - Self::BITS, found);
         }
         Ok(())
     }
@@ -201,17 +207,12 @@ impl Table {
     /// significant first); [`INVALID`] if no code matches.
     #[inline(always)]
     pub(super) fn lookup(&self, bits: u64) -> u32 {
-        let mask = (1u64 << self.primary) - 1;
-        let found = self.get((bits & mask) as usize);
+        let found = self.primary[bits as usize & (SIZE - 1)];
         if kind(found) != SUBTABLE {
             return found;
         }
-        let index = value(found) as usize + low(bits >> self.primary, extra(found)) as usize;
-        self.get(index)
-    }
-
-    fn get(&self, index: usize) -> u32 {
-        self.entries.get(index).copied().unwrap_or(INVALID)
+        let index = value(found) as usize + low(bits >> Self::BITS, extra(found)) as usize;
+        self.subtables.get(index).copied().unwrap_or(INVALID)
     }
 }
 
