@@ -196,3 +196,106 @@ fn flipped_bits_agree_with_the_oracle() {
         "{accepted} accepted, {rejected} rejected"
     );
 }
+
+/// Bits of a hand-made stream: numbers from their least significant bit, Huffman codes from
+/// their most significant one (RFC 1951 §3.1.1).
+#[derive(Default)]
+struct Writer {
+    bits: Vec<u8>,
+}
+
+impl Writer {
+    fn number(&mut self, value: u32, n: u32) -> &mut Self {
+        self.bits.extend((0..n).map(|i| (value >> i & 1) as u8));
+        self
+    }
+
+    fn code(&mut self, code: &str) -> &mut Self {
+        self.bits.extend(code.bytes().map(|b| b - b'0'));
+        self
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.bits.len().div_ceil(8)];
+        for (i, b) in self.bits.iter().enumerate() {
+            out[i / 8] |= b << (i % 8);
+        }
+        out
+    }
+}
+
+/// A final dynamic block with `literals` literal/length codes and one distance code:
+/// code-length code lengths `clens` (for symbols 16, 17, 18, 0, 8, ... in the sent order), the
+/// code lengths written by `lengths`, then the symbols by `symbols`.
+fn dynamic(
+    literals: u32,
+    clens: &[u32],
+    lengths: impl Fn(&mut Writer),
+    symbols: impl Fn(&mut Writer),
+) -> Vec<u8> {
+    let mut w = Writer::default();
+    // BFINAL 1, BTYPE 2; HLIT, HDIST 1, HCLEN.
+    w.number(1, 1)
+        .number(2, 2)
+        .number(literals - 257, 5)
+        .number(0, 5);
+    w.number(clens.len() as u32 - 4, 4);
+    for &len in clens {
+        w.number(len, 3);
+    }
+    lengths(&mut w);
+    symbols(&mut w);
+    w.bytes()
+}
+
+#[test]
+fn single_codes_are_allowed_where_zlib_allows_them() {
+    // Code-length code: 18 -> 0, 1 -> 10, 2 -> 11 (18 at position 2, 2 at 15, 1 at 17).
+    let clens = [0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 2];
+    // 'a' (97) -> 0, end-of-block -> 10, length 3 (257) -> 11; one distance code, 1 bit:
+    // incomplete, as zlib allows for a single code.
+    let lengths = |distance: &'static str| {
+        move |w: &mut Writer| {
+            w.code("0").number(97 - 11, 7).code("10");
+            w.code("0").number(127, 7).code("0").number(20 - 11, 7);
+            w.code("11").code("11").code(distance);
+        }
+    };
+    let aaaa = |w: &mut Writer| {
+        w.code("0").code("11").code("0").code("10");
+    };
+    let single = dynamic(258, &clens, lengths("10"), aaaa);
+    let block = agree(&single, 4, "one distance code of 1 bit").expect("accepted");
+    assert_eq!(block.header, 0);
+    assert_eq!(inflate_stream(&single, 4).unwrap().1, b"aaaa");
+    // One distance code of 2 bits: incomplete beyond what zlib allows.
+    let longer = dynamic(258, &clens, lengths("11"), |w| {
+        w.code("0").code("11").code("00").code("10");
+    });
+    assert!(agree(&longer, 4, "one distance code of 2 bits").is_none());
+    assert!(
+        final_block(&longer, 4)
+            .unwrap_err()
+            .to_string()
+            .contains("incomplete")
+    );
+}
+
+#[test]
+fn a_block_of_only_an_end_code_and_no_distance_codes_is_allowed() {
+    // Code-length code: 18 -> 0, 0 -> 10, 1 -> 11 (0 at position 3, 1 at 17).
+    let clens = [0, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+    // 256 zero lengths, end-of-block 1 bit (a single code), no distance code.
+    let empty = dynamic(
+        257,
+        &clens,
+        |w| {
+            w.code("0").number(127, 7).code("0").number(118 - 11, 7);
+            w.code("11").code("10");
+        },
+        |w| {
+            w.code("0");
+        },
+    );
+    assert!(agree(&empty, 0, "end-of-block only").is_some());
+}
