@@ -103,6 +103,16 @@ fn rejects_what_is_not_one_complete_stream_of_the_length() {
         Some(FinalBlock { header: 0, end: 30 })
     );
     assert!(agree(&[0x4b, 0x04, 0x42, 0x00], 4, "distance 2 after 1 byte").is_none());
+    // Dynamic headers with 288 literal/length codes (HLIT 31) or 31 distance codes (HDIST 30).
+    for (hlit, hdist) in [(31, 0), (0, 30)] {
+        let mut w = Writer::default();
+        w.number(1, 1).number(2, 2).number(hlit, 5).number(hdist, 5);
+        w.number(0, 32).number(0, 32);
+        let what = format!("HLIT {hlit}, HDIST {hdist}");
+        assert!(agree(&w.bytes(), 0, &what).is_none());
+        let error = final_block(&w.bytes(), 0).unwrap_err().to_string();
+        assert!(error.contains("too many"), "{what}: {error}");
+    }
 }
 
 #[test]
