@@ -206,24 +206,24 @@ fn decode_symbols(
     len: usize,
     codes: &Codes,
 ) -> Result<(), &'static str> {
-    use huffman::{LITERAL, code_len, extra, kind, low, value};
+    use huffman::{LITERAL, code_len, extra, kind, low, used, value};
     loop {
         // 56 bits: enough for three literal codes (15 bits each), or for a length code, its
         // extra bits, a distance code and its extra bits (15 + 5 + 15 + 13).
         bits.refill();
         let mut entry = codes.literals.lookup(bits.peek());
         if kind(entry) == LITERAL {
-            bits.consume_code(entry);
+            bits.consume_symbol(entry);
             entry = codes.literals.lookup(bits.peek());
             if kind(entry) != LITERAL {
                 *decoded += 1;
             } else {
-                bits.consume_code(entry);
+                bits.consume_symbol(entry);
                 entry = codes.literals.lookup(bits.peek());
                 if kind(entry) != LITERAL {
                     *decoded += 2;
                 } else {
-                    bits.consume_code(entry);
+                    bits.consume_symbol(entry);
                     *decoded += 3;
                     if *decoded > len {
                         return Err(TOO_LONG);
@@ -237,15 +237,15 @@ fn decode_symbols(
         let code = bits.peek();
         match kind(entry) {
             huffman::LENGTH => {
-                let used = code_len(entry) + extra(entry);
                 let length = value(entry) + low(code >> code_len(entry), extra(entry));
-                let code = code >> used;
-                let entry = codes.distances.lookup(code);
-                if kind(entry) != huffman::DISTANCE {
+                let code = code.wrapping_shr(entry);
+                let distance_entry = codes.distances.lookup(code);
+                if kind(distance_entry) != huffman::DISTANCE {
                     return Err("invalid distance code");
                 }
-                let distance = value(entry) + low(code >> code_len(entry), extra(entry));
-                bits.consume(used + code_len(entry) + extra(entry));
+                let extra_bits = low(code >> code_len(distance_entry), extra(distance_entry));
+                let distance = value(distance_entry) + extra_bits;
+                bits.consume(used(entry) + used(distance_entry));
                 if distance as usize > *decoded {
                     return Err("a distance reaches before the start of the stream");
                 }
@@ -255,7 +255,7 @@ fn decode_symbols(
                 }
             }
             huffman::END => {
-                bits.consume_code(entry);
+                bits.consume_symbol(entry);
                 return Ok(());
             }
             _ => return Err("invalid literal/length code"),

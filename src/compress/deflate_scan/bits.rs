@@ -65,12 +65,12 @@ impl<'a> Bits<'a> {
         self.count -= n;
     }
 
-    /// Drops the code of a table entry, whose bits 0..4 are the code's length and bits 4..6
-    /// zero: the shift takes the entry's low 6 bits.
+    /// Drops the bits of a table entry's symbol: the entry's bits 0..5 count them and bit 5 is
+    /// zero, so the entry is the shift (which takes its low 6 bits).
     #[inline(always)]
-    pub(super) fn consume_code(&mut self, entry: u32) {
+    pub(super) fn consume_symbol(&mut self, entry: u32) {
         self.buf = self.buf.wrapping_shr(entry);
-        self.count -= entry & 0xf;
+        self.count -= entry & 0x1f;
     }
 
     /// Reads an `n`-bit number (n <= 32), first bit least significant.

@@ -44,9 +44,14 @@ const DISTANCE_EXTRA: [u8; 30] = [
     13,
 ];
 
+/// The bits the symbol takes: its code and the extra bits after it.
+pub(super) fn used(entry: u32) -> u32 {
+    entry & 0x1f
+}
+
 /// The code's length in bits.
 pub(super) fn code_len(entry: u32) -> u32 {
-    entry & 0xf
+    used(entry) - extra(entry)
 }
 
 /// How many extra bits follow the code.
@@ -69,8 +74,9 @@ pub(super) fn low(bits: u64, n: u32) -> u32 {
     (bits & ((1 << n) - 1)) as u32
 }
 
+/// An entry without its code length (which [`Table::build`] adds to the bits used).
 fn entry(kind: u32, extra: u8, value: u16) -> u32 {
-    (u32::from(value) << 16) | (kind << 12) | (u32::from(extra) << 8)
+    (u32::from(value) << 16) | (kind << 12) | (u32::from(extra) << 8) | u32::from(extra)
 }
 
 /// The entry of literal/length symbol `symbol` (without its code length).
@@ -184,7 +190,7 @@ impl<const SIZE: usize> Table<SIZE> {
             let reversed = (code.reverse_bits() >> (32 - len)) as usize;
             let found = match entry(symbol) {
                 INVALID => INVALID,
-                e => e | len,
+                e => e + len,
             };
             if len <= Self::BITS {
                 fill(&mut self.primary, reversed, len, found);
