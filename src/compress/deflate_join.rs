@@ -42,7 +42,7 @@ pub(super) fn deflate_block(
         .map_err(|e| io::Error::other(format!("libdeflate failed: {e}")))?;
     out.truncate(len);
     if !last {
-        let block = final_block(out, data.len())?;
+        let block = final_block(out, data)?;
         leave_open(out, block);
     }
     Ok(())
@@ -103,7 +103,7 @@ mod tests {
                 stream[i / 8] |= b << (i % 8);
             }
             let data = vec![0x90; n];
-            let block = final_block(&stream, data.len()).unwrap();
+            let block = final_block(&stream, &data).unwrap();
             assert_eq!(inflate_stream(&stream, n).unwrap(), (block, data.clone()));
             assert_eq!(
                 block,
@@ -152,7 +152,7 @@ mod tests {
                             out.truncate(n);
                             out
                         };
-                        let block = final_block(&alone, data.len()).unwrap();
+                        let block = final_block(&alone, data).unwrap();
                         let oracle = inflate_stream(&alone, data.len()).unwrap();
                         assert!(oracle == (block, data.clone()), "{kind} {len}");
                         paddings.insert((8 - block.end % 8) % 8);

@@ -10,6 +10,15 @@
 //! within the bytes decoded so far (each stream starts with an empty window), the decoded length
 //! equal to the input's, and nothing after the final block but its padding to a byte. It does
 //! not compare the decoded bytes with the input; the tests compare it with zlib-rs's inflate.
+//!
+//! Where the time goes: each table lookup waits for the previous code's length, so a run of
+//! literals is a chain of dependent loads, and that chain, not writing output, is most of an
+//! inflate's time on binary data. Within a run the scan uses the input instead: the next
+//! literal of a stream of the input can only be the input's next byte, whose code is known, so
+//! it checks the stream's bits against that code and knows the next length without a lookup
+//! ([`decode_symbols`]). Measured on 1 MiB blocks at level 5, against zlib-rs's inflate
+//! (AVX2): ~1.3x faster on a JDK tree, ~1.1x on small text files (node), where most symbols
+//! are matches.
 
 mod bits;
 mod huffman;
@@ -44,15 +53,16 @@ pub(super) struct FinalBlock {
 }
 
 /// Finds the final block of `deflated`, which must be one complete raw deflate stream of
-/// `len` bytes that ends with that block's padding.
+/// `data.len()` bytes (`data` is expected to be what it decodes to, which makes literals
+/// faster to decode, but is not checked) that ends with that block's padding.
 ///
 /// # Errors
 /// `deflated` not being such a stream.
-pub(super) fn final_block(deflated: &[u8], len: usize) -> io::Result<FinalBlock> {
+pub(super) fn final_block(deflated: &[u8], data: &[u8]) -> io::Result<FinalBlock> {
     let mut scan = Scan {
         bits: Bits::new(deflated),
         decoded: 0,
-        len,
+        data,
     };
     scan.blocks().map_err(|why| {
         let why = if scan.bits.overrun() { TRUNCATED } else { why };
@@ -61,18 +71,29 @@ pub(super) fn final_block(deflated: &[u8], len: usize) -> io::Result<FinalBlock>
 }
 
 /// A literal/length code and a distance code.
-#[derive(Default)]
 struct Codes {
     literals: LiteralTable,
     distances: DistanceTable,
+    /// The code of each literal byte ([`huffman::literal_codes`]).
+    literal_codes: [u32; 256],
+}
+
+impl Default for Codes {
+    fn default() -> Self {
+        Self {
+            literals: LiteralTable::default(),
+            distances: DistanceTable::default(),
+            literal_codes: [0; 256],
+        }
+    }
 }
 
 struct Scan<'a> {
     bits: Bits<'a>,
     /// Bytes the blocks so far decode to.
     decoded: usize,
-    /// Bytes the stream must decode to.
-    len: usize,
+    /// What the stream is expected to decode to; its length is checked, not its bytes.
+    data: &'a [u8],
 }
 
 impl Scan<'_> {
@@ -104,7 +125,7 @@ impl Scan<'_> {
             }
             if last {
                 let end = self.bits.position();
-                if self.decoded != self.len {
+                if self.decoded != self.data.len() {
                     return Err("the stream decodes to fewer bytes than its input");
                 }
                 if end.div_ceil(8) != self.bits.len() {
@@ -124,7 +145,7 @@ impl Scan<'_> {
         }
         self.bits.skip_bytes(len as usize)?;
         self.decoded += len as usize;
-        if self.decoded > self.len {
+        if self.decoded > self.data.len() {
             return Err(TOO_LONG);
         }
         Ok(())
@@ -180,6 +201,7 @@ impl Scan<'_> {
         codes
             .literals
             .build(literal_lens, Code::Symbols, huffman::literal_length)?;
+        huffman::literal_codes(literal_lens, &mut codes.literal_codes);
         codes
             .distances
             .build(distance_lens, Code::Symbols, huffman::distance)
@@ -190,7 +212,7 @@ impl Scan<'_> {
         // The hot loop works on copies, which stay in registers.
         let mut bits = self.bits;
         let mut decoded = self.decoded;
-        let result = decode_symbols(&mut bits, &mut decoded, self.len, codes);
+        let result = decode_symbols(&mut bits, &mut decoded, self.data, codes);
         self.bits = bits;
         self.decoded = decoded;
         result
@@ -198,44 +220,52 @@ impl Scan<'_> {
 }
 
 /// Decodes symbols from `bits` up to an end-of-block code, counting the bytes they decode to
-/// in `decoded` (at most `len`).
+/// in `decoded` (at most `data.len()`).
+///
+/// Literals come in runs, and decoding one by table lookup waits for the previous one's
+/// length; but when the stream decodes to `data`, the next literal can only be
+/// `data[decoded]`, whose code is known: when the stream's bits start with that code, that is
+/// the symbol (codes are prefix-free), and the next length is known without the lookup. So
+/// after a literal the tables decoded, the next symbols are first checked against the input's
+/// next bytes (not after a match: on small text files a match is mostly followed by another,
+/// and a wrong guess costs time). Anything else (a match, the end, or another literal) is
+/// decoded by the tables, so the result is the same whatever `data` holds.
 #[inline(always)]
 fn decode_symbols(
     bits: &mut Bits,
     decoded: &mut usize,
-    len: usize,
+    data: &[u8],
     codes: &Codes,
 ) -> Result<(), &'static str> {
     use huffman::{LITERAL, code_len, extra, kind, low, used, value};
     loop {
-        // 56 bits: enough for three literal codes (15 bits each), or for a length code, its
-        // extra bits, a distance code and its extra bits (15 + 5 + 15 + 13).
+        // 56 bits: enough for a length code, its extra bits, a distance code and its extra
+        // bits (15 + 5 + 15 + 13).
         bits.refill();
-        let mut entry = codes.literals.lookup(bits.peek());
-        if kind(entry) == LITERAL {
-            bits.consume_symbol(entry);
-            entry = codes.literals.lookup(bits.peek());
-            if kind(entry) != LITERAL {
-                *decoded += 1;
-            } else {
-                bits.consume_symbol(entry);
-                entry = codes.literals.lookup(bits.peek());
-                if kind(entry) != LITERAL {
-                    *decoded += 2;
-                } else {
-                    bits.consume_symbol(entry);
-                    *decoded += 3;
-                    if *decoded > len {
-                        return Err(TOO_LONG);
-                    }
-                    continue;
-                }
-            }
-            // The next symbol is not a literal: it may need all 48 bits.
-            bits.refill();
-        }
+        let entry = codes.literals.lookup(bits.peek());
         let code = bits.peek();
         match kind(entry) {
+            LITERAL => {
+                bits.consume_symbol(entry);
+                *decoded += 1;
+                if *decoded > data.len() {
+                    return Err(TOO_LONG);
+                }
+                // Literals come in runs: the ones the input has next, while the stream's bits
+                // start with their codes.
+                while let Some(&byte) = data.get(*decoded) {
+                    if bits.available() < 15 {
+                        bits.refill();
+                    }
+                    let code = codes.literal_codes[usize::from(byte)];
+                    let len = code >> 16;
+                    if low(bits.peek(), len) != code & 0xffff {
+                        break;
+                    }
+                    bits.consume(len);
+                    *decoded += 1;
+                }
+            }
             huffman::LENGTH => {
                 let length = value(entry) + low(code >> code_len(entry), extra(entry));
                 let code = code.wrapping_shr(entry);
@@ -250,7 +280,7 @@ fn decode_symbols(
                     return Err("a distance reaches before the start of the stream");
                 }
                 *decoded += length as usize;
-                if *decoded > len {
+                if *decoded > data.len() {
                     return Err(TOO_LONG);
                 }
             }
@@ -272,6 +302,7 @@ fn fixed_codes() -> Result<Codes, &'static str> {
     codes
         .literals
         .build(&lens, Code::Symbols, huffman::literal_length)?;
+    huffman::literal_codes(&lens, &mut codes.literal_codes);
     codes
         .distances
         .build(&[5; 32], Code::Symbols, huffman::distance)?;

@@ -52,6 +52,12 @@ impl<'a> Bits<'a> {
         }
     }
 
+    /// How many bits are loaded and unread.
+    #[inline(always)]
+    pub(super) fn available(&self) -> u32 {
+        self.count
+    }
+
     /// The unread bits, at least 56 of them after [`Bits::refill`].
     #[inline(always)]
     pub(super) fn peek(&self) -> u64 {

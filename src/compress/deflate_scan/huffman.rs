@@ -170,12 +170,7 @@ impl<const SIZE: usize> Table<SIZE> {
         if left > 0 && longest > 0 && (code == Code::Lengths || longest != 1) {
             return Err("incomplete Huffman code");
         }
-        // The first code of each length (RFC 1951 §3.2.2).
-        count[0] = 0;
-        let mut next = [0u32; 16];
-        for len in 1..16 {
-            next[len] = (next[len - 1] + count[len - 1]) << 1;
-        }
+        let mut next = first_codes(count);
         let sub_bits = longest.saturating_sub(Self::BITS);
         self.primary.fill(INVALID);
         self.subtables.clear();
@@ -219,6 +214,42 @@ impl<const SIZE: usize> Table<SIZE> {
         }
         let index = value(found) as usize + low(bits >> Self::BITS, extra(found)) as usize;
         self.subtables.get(index).copied().unwrap_or(INVALID)
+    }
+}
+
+/// The first code of each length (RFC 1951 §3.2.2), from the number of codes of each length.
+fn first_codes(mut count: [u32; 16]) -> [u32; 16] {
+    count[0] = 0;
+    let mut next = [0u32; 16];
+    for len in 1..16 {
+        next[len] = (next[len - 1] + count[len - 1]) << 1;
+    }
+    next
+}
+
+/// A literal byte with no code, in [`literal_codes`]: its length 0 matches no bits.
+const NO_CODE: u32 = 0xffff;
+
+/// The code of each literal byte of the literal/length code with code lengths `lens` (a
+/// built, so valid, code): the code reversed (in stream order) in bits 0..16 and its length
+/// in bits 16..20; [`NO_CODE`] for a byte with no code.
+pub(super) fn literal_codes(lens: &[u8], codes: &mut [u32; 256]) {
+    let mut count = [0u32; 16];
+    for &len in lens {
+        count[usize::from(len & 15)] += 1;
+    }
+    let mut next = first_codes(count);
+    codes.fill(NO_CODE);
+    for (symbol, &len) in lens.iter().enumerate() {
+        let len = u32::from(len & 15);
+        if len == 0 {
+            continue;
+        }
+        let code = next[len as usize];
+        next[len as usize] += 1;
+        if let Some(slot) = codes.get_mut(symbol) {
+            *slot = code.reverse_bits() >> (32 - len) | len << 16;
+        }
     }
 }
 
