@@ -83,11 +83,12 @@ impl Default for Codes {
         Self {
             literals: LiteralTable::default(),
             distances: DistanceTable::default(),
-            literal_codes: [0; 256],
+            literal_codes: [huffman::NO_CODE; 256],
         }
     }
 }
 
+/// The state of a scan between blocks.
 struct Scan<'a> {
     bits: Bits<'a>,
     /// Bytes the blocks so far decode to.

@@ -7,11 +7,13 @@
 //! one bit (a single code, as a block that uses one distance sends); no codes at all is
 //! accepted, and decoding with such a table is an error.
 //!
-//! An entry is a `u32`: the code's length in bits 0..4, the number of extra bits that follow the code in bits 8..12, the kind in bits 12..16 and the
-//! value (base length, base distance or code-length symbol; for a subtable link, its offset and
-//! width) in bits 16..32. A literal's value is not kept: the scan does not need it. The entry 0
-//! decodes nothing: codes that are not assigned (incomplete codes) and symbols the format
-//! reserves (literal/length 286 and 287, distances 30 and 31) map to it.
+//! An entry is a `u32`: the bits the symbol takes (its code and the extra bits after it, at
+//! most 15 + 13) in bits 0..5, with bit 5 zero so that the entry itself is the shift that drops
+//! them ([`u64::wrapping_shr`] takes the low 6 bits); the number of extra bits in bits 8..12;
+//! the kind in bits 12..16; the value (base length, base distance or code-length symbol; for a
+//! subtable link, its offset) in bits 16..32. A literal's byte is not kept: the scan does not
+//! need it. The entry 0 decodes nothing: codes that are not assigned (incomplete codes) and
+//! symbols the format reserves (literal/length 286 and 287, distances 30 and 31) map to it.
 
 /// The entry of no symbol: an invalid code.
 pub(super) const INVALID: u32 = 0;
@@ -228,7 +230,7 @@ fn first_codes(mut count: [u32; 16]) -> [u32; 16] {
 }
 
 /// A literal byte with no code, in [`literal_codes`]: its length 0 matches no bits.
-const NO_CODE: u32 = 0xffff;
+pub(super) const NO_CODE: u32 = 0xffff;
 
 /// The code of each literal byte of the literal/length code with code lengths `lens` (a
 /// built, so valid, code): the code reversed (in stream order) in bits 0..16 and its length
