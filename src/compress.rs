@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 
 pub mod blocks;
 mod deflate_join;
+mod deflate_scan;
 pub mod gzip;
+#[cfg(test)]
+mod inflate_oracle;
 #[cfg(test)]
 mod test_data;
 pub mod zstd;
