@@ -2,10 +2,10 @@
 //!
 //! A tree of many small files costs more in per-file system calls (open, stat, read, stat,
 //! close) than in hashing. The walk therefore submits each regular file, in walk order, as its
-//! parent directory's descriptor and its name; a pool of scoped reader threads (one per core)
-//! opens, stats and reads files ahead of time; the tar assembler takes the results back
-//! strictly in submission order, so the archive bytes and the first error reported do not
-//! depend on timing.
+//! parent directory's descriptor and its name; a pool of scoped reader threads (one per core
+//! but one, since the assembler reads too) opens, stats and reads files ahead of time; the tar
+//! assembler takes the results back strictly in submission order, so the archive bytes and the
+//! first error reported do not depend on timing.
 //!
 //! A small file (at most [`Limits::small`] bytes) is read whole by a reader, which also checks
 //! after the read that it did not change and hashes it when asked. A larger file is handed over

@@ -172,7 +172,7 @@ pub fn write_tar<W: Write>(spec: &TarSpec, out: W) -> Result<TarSummary> {
 /// [`write_tar`], reporting every written entry of the tree (not the ancestors) to `observer`
 /// after its content has been written.
 ///
-/// Regular files are read ahead by one thread per core (see `readahead.rs`); the
+/// Regular files are read ahead by one thread per core but one (see `readahead.rs`); the
 /// archive, the observer's calls and the first error reported follow the walk order.
 ///
 /// # Errors
@@ -200,7 +200,10 @@ pub fn write_tar_observed<W: Write>(
         out.write_all(&block).map_err(out_error)?;
     }
     let walk = Walk::new(&spec.dir, spec.name.is_some())?;
-    let readers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // One reader fewer than the cores: the assembler reads too whenever its next file is not
+    // ready, and one more thread only adds hand-offs (measured on two cores).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let readers = (cores - 1).max(1);
     let summary = with_read_ahead(readers, LIMITS, spec.hash_files, |ahead| {
         Assembler {
             spec,
