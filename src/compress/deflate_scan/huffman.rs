@@ -157,10 +157,7 @@ impl<const SIZE: usize> Table<SIZE> {
         code: Code,
         entry: impl Fn(usize) -> u32,
     ) -> Result<(), &'static str> {
-        let mut count = [0u32; 16];
-        for &len in lens {
-            count[usize::from(len & 15)] += 1;
-        }
+        let count = count_lengths(lens);
         let mut left = 1i64;
         for &n in &count[1..] {
             left = 2 * left - i64::from(n);
@@ -172,19 +169,11 @@ impl<const SIZE: usize> Table<SIZE> {
         if left > 0 && longest > 0 && (code == Code::Lengths || longest != 1) {
             return Err("incomplete Huffman code");
         }
-        let mut next = first_codes(count);
         let sub_bits = longest.saturating_sub(Self::BITS);
         self.primary.fill(INVALID);
         self.subtables.clear();
-        for (symbol, &len) in lens.iter().enumerate() {
-            let len = u32::from(len & 15);
-            if len == 0 {
-                continue;
-            }
-            let code = next[len as usize];
-            next[len as usize] += 1;
-            // Codes are sent from their most significant bit: index by the reversed code.
-            let reversed = (code.reverse_bits() >> (32 - len)) as usize;
+        for (symbol, len, reversed) in canonical_codes(lens) {
+            let reversed = reversed as usize;
             let found = match entry(symbol) {
                 INVALID => INVALID,
                 e => e + len,
@@ -219,14 +208,33 @@ impl<const SIZE: usize> Table<SIZE> {
     }
 }
 
-/// The first code of each length (RFC 1951 §3.2.2), from the number of codes of each length.
-fn first_codes(mut count: [u32; 16]) -> [u32; 16] {
+/// How many codes of each length (0..16) `lens` has.
+fn count_lengths(lens: &[u8]) -> [u32; 16] {
+    let mut count = [0u32; 16];
+    for &len in lens {
+        count[usize::from(len & 15)] += 1;
+    }
+    count
+}
+
+/// The coded symbols of the canonical code with code lengths `lens` (RFC 1951 §3.2.2):
+/// `(symbol, length, code)`, the code reversed, since codes are sent from their most
+/// significant bit and the stream is read from the least.
+fn canonical_codes(lens: &[u8]) -> impl Iterator<Item = (usize, u32, u32)> {
+    let mut count = count_lengths(lens);
     count[0] = 0;
     let mut next = [0u32; 16];
     for len in 1..16 {
         next[len] = (next[len - 1] + count[len - 1]) << 1;
     }
-    next
+    lens.iter().enumerate().filter_map(move |(symbol, &len)| {
+        let len = u32::from(len & 15);
+        (len != 0).then(|| {
+            let code = next[len as usize];
+            next[len as usize] += 1;
+            (symbol, len, code.reverse_bits() >> (32 - len))
+        })
+    })
 }
 
 /// A literal byte with no code, in [`literal_codes`]: its length 0 matches no bits.
@@ -236,21 +244,10 @@ pub(super) const NO_CODE: u32 = 0xffff;
 /// built, so valid, code): the code reversed (in stream order) in bits 0..16 and its length
 /// in bits 16..20; [`NO_CODE`] for a byte with no code.
 pub(super) fn literal_codes(lens: &[u8], codes: &mut [u32; 256]) {
-    let mut count = [0u32; 16];
-    for &len in lens {
-        count[usize::from(len & 15)] += 1;
-    }
-    let mut next = first_codes(count);
     codes.fill(NO_CODE);
-    for (symbol, &len) in lens.iter().enumerate() {
-        let len = u32::from(len & 15);
-        if len == 0 {
-            continue;
-        }
-        let code = next[len as usize];
-        next[len as usize] += 1;
+    for (symbol, len, reversed) in canonical_codes(lens) {
         if let Some(slot) = codes.get_mut(symbol) {
-            *slot = code.reverse_bits() >> (32 - len) | len << 16;
+            *slot = reversed | len << 16;
         }
     }
 }
