@@ -9,6 +9,7 @@ mod walk;
 pub mod writer;
 
 pub use extract::{ExtractOptions, ExtractSummary, extract};
+pub use walk::raise_open_file_limit;
 pub use writer::{
     Ancestor, Skipped, TarSpec, TarSummary, WalkedEntry, write_tar, write_tar_observed,
 };

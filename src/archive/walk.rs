@@ -23,6 +23,25 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir};
 use super::readahead::FileJob;
 use crate::error::{Error, Result};
 
+/// Raises this process's soft limit on open files to its hard limit, as Go's runtime does when
+/// a program starts (lifecycle gets it that way). The tar writer keeps a file's directory open
+/// until the file is read, for up to a few hundred files walked ahead, and layers are written
+/// side by side, one per core: the usual soft limit of 1024 could run out on a many-core
+/// machine. Best effort: a limit that cannot be raised stays as it is.
+pub fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if let (Some(current), Some(maximum)) = (limit.current, limit.maximum)
+        && current < maximum
+    {
+        let raised = Rlimit {
+            current: Some(maximum),
+            maximum: Some(maximum),
+        };
+        let _ = setrlimit(Resource::Nofile, raised);
+    }
+}
+
 /// One entry of the tree.
 #[derive(Debug)]
 pub(crate) enum Walked {
@@ -188,5 +207,24 @@ fn read_error(path: &Path, e: rustix::io::Errno) -> Error {
     Error::Read {
         path: path.to_path_buf(),
         source: e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_limit() {
+        let before = getrlimit(Resource::Nofile);
+        let maximum = before.maximum.expect("a finite hard limit on open files");
+        // Start below the hard limit (512 is plenty for the tests running meanwhile).
+        let lowered = Rlimit {
+            current: Some(maximum.min(512)),
+            maximum: Some(maximum),
+        };
+        setrlimit(Resource::Nofile, lowered).unwrap();
+        super::raise_open_file_limit();
+        assert_eq!(getrlimit(Resource::Nofile).current, Some(maximum));
     }
 }

@@ -71,6 +71,7 @@ fn dispatch(command: Command) -> Result<i32> {
 
 /// Runs the command line and returns the process exit code.
 pub fn run() -> i32 {
+    layerize::archive::raise_open_file_limit();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
