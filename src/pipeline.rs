@@ -171,6 +171,10 @@ impl<'a, W> LayerJob<'a, W> {
 
 /// Layerizes several trees side by side (as many at a time as there are cores) and returns
 /// one result per job, in the order given. A failing layer does not stop the others.
+///
+/// Each layer being written holds a few hundred descriptors open at most; a program that
+/// writes layers side by side should call [`crate::archive::raise_open_file_limit`] once at
+/// start, as the `layerize` command does (the library leaves process limits alone).
 pub fn layerize_many<W: Write + Send>(
     jobs: Vec<LayerJob<'_, W>>,
 ) -> Vec<Result<(LayerBlobs, Vec<W>)>> {

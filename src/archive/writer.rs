@@ -7,7 +7,7 @@
 //! and devices with a warning. A file whose size, mtime or inode changes while it is read fails
 //! the whole layer ([`Error::Changed`]) instead of recording a wrong digest.
 //!
-//! The walk (`walk.rs`) runs ahead of the writing by up to 128 entries; regular files are
+//! The walk (`walk.rs`) runs ahead of the writing by a few hundred entries; regular files are
 //! read by a pool of threads (`readahead.rs`) and written strictly in walk order, so the
 //! bytes, the observer's calls and the first error reported never depend on timing. Memory is
 //! bounded whatever the layer: at most ~18 MiB of small files read ahead, larger files stream
