@@ -12,6 +12,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use serde::{Deserialize, Serialize};
 
 pub mod blocks;
+pub mod chunk;
 mod deflate_join;
 mod deflate_scan;
 pub mod gzip;
@@ -68,6 +69,15 @@ impl Compression {
             Compression::None => "none",
             Compression::Gzip => "gzip",
             Compression::Zstd => "zstd",
+        }
+    }
+
+    /// Uncompressed bytes per block the compressor's workers take at a time, if it has any.
+    pub fn block_size(self) -> Option<usize> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some(gzip::BLOCK),
+            Compression::Zstd => Some(zstd::BLOCK),
         }
     }
 
@@ -131,6 +141,19 @@ pub enum Encoder<W: Write> {
 }
 
 impl<W: Write> Encoder<W> {
+    /// Writes a shared chunk; compressors read its whole blocks in place ([`blocks`]), with
+    /// the same output as writing its bytes.
+    ///
+    /// # Errors
+    /// As [`Write::write`].
+    pub fn write_chunk(&mut self, chunk: &std::sync::Arc<chunk::Chunk>) -> io::Result<()> {
+        match self {
+            Encoder::None(w) => w.write_all(chunk),
+            Encoder::Gzip(w) => w.write_chunk(chunk),
+            Encoder::Zstd(w) => w.write_chunk(chunk),
+        }
+    }
+
     /// Finishes the stream.
     ///
     /// # Errors

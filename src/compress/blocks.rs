@@ -8,18 +8,40 @@
 //! blocks are in flight (one per worker and the one the writer waits for), so memory stays flat
 //! whatever the stream's length; a deeper queue was measured to buy no speed, only memory.
 //! A slow block holds back only the writing of the ones after it.
+//!
+//! Bytes come either as a plain [`Write`], copied into the block being filled, or as shared
+//! [`Chunk`]s ([`BlockWriter::write_chunk`]), whose whole blocks the workers read in place: the
+//! same fixed offsets either way, so the same bytes, one copy fewer.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
+use std::ops::Range;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use super::chunk::Chunk;
+
 /// Compresses one block: `(data, last, out)`, appending to `out` (empty on entry).
 pub type CompressBlock = Box<dyn FnMut(&[u8], bool, &mut Vec<u8>) -> io::Result<()> + Send>;
 
+/// A block's bytes: filled by copying, or a whole block of a shared chunk.
+enum Input {
+    Owned(Vec<u8>),
+    Shared(Arc<Chunk>, Range<usize>),
+}
+
+impl Input {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Input::Owned(bytes) => bytes,
+            Input::Shared(chunk, range) => &chunk[range.clone()],
+        }
+    }
+}
+
 struct Job {
-    data: Vec<u8>,
+    data: Input,
     /// An output buffer to fill (empty; recycled like the input buffers).
     out: Vec<u8>,
     last: bool,
@@ -28,8 +50,8 @@ struct Job {
 
 struct Done {
     compressed: Vec<u8>,
-    /// The input buffer, handed back for reuse.
-    data: Vec<u8>,
+    /// The input, handed back for reuse.
+    data: Input,
 }
 
 /// A writer compressing `block`-byte blocks on worker threads into `inner`;
@@ -105,6 +127,25 @@ impl<W: Write> BlockWriter<W> {
         Ok(self.inner.take().expect("writer present until finish"))
     }
 
+    /// Writes `chunk`: its whole blocks go to the workers as they are, the bytes before and
+    /// after them are copied into blocks as [`Write::write`] does.
+    ///
+    /// # Errors
+    /// As [`Write::write`].
+    pub fn write_chunk(&mut self, chunk: &Arc<Chunk>) -> io::Result<()> {
+        let mut offset = 0;
+        if !self.block.is_empty() {
+            offset = (self.block_size - self.block.len()).min(chunk.len());
+            self.write_all(&chunk[..offset])?;
+        }
+        while chunk.len() - offset >= self.block_size {
+            let block = offset..offset + self.block_size;
+            self.send(Input::Shared(Arc::clone(chunk), block), false)?;
+            offset += self.block_size;
+        }
+        self.write_all(&chunk[offset..])
+    }
+
     /// Sends the current block to the workers and starts a new one.
     fn dispatch(&mut self, last: bool) -> io::Result<()> {
         let fresh = self
@@ -112,6 +153,11 @@ impl<W: Write> BlockWriter<W> {
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(self.block_size));
         let data = std::mem::replace(&mut self.block, fresh);
+        self.send(Input::Owned(data), last)
+    }
+
+    /// Sends a block to the workers.
+    fn send(&mut self, data: Input, last: bool) -> io::Result<()> {
         let out = self.spare_out.pop().unwrap_or_default();
         let (reply, done) = mpsc::sync_channel(1);
         let job = Job {
@@ -157,8 +203,10 @@ impl<W: Write> BlockWriter<W> {
 
     fn write_done(&mut self, mut done: Done) -> io::Result<()> {
         self.inner_mut().write_all(&done.compressed)?;
-        done.data.clear();
-        self.spare.push(done.data);
+        if let Input::Owned(mut data) = done.data {
+            data.clear();
+            self.spare.push(data);
+        }
         done.compressed.clear();
         self.spare_out.push(done.compressed);
         Ok(())
@@ -211,7 +259,7 @@ fn work(queue: &Mutex<Receiver<Job>>, mut compress: CompressBlock) {
         };
         let Ok(job) = job else { return };
         let mut compressed = job.out;
-        let result = compress(&job.data, job.last, &mut compressed).map(|()| Done {
+        let result = compress(job.data.bytes(), job.last, &mut compressed).map(|()| Done {
             compressed,
             data: job.data,
         });
@@ -223,6 +271,7 @@ fn work(queue: &Mutex<Receiver<Job>>, mut compress: CompressBlock) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compress::chunk::ChunkPool;
 
     /// A "compressor" that tags each block with its length and whether it is the last.
     fn tagging() -> io::Result<CompressBlock> {
@@ -259,6 +308,38 @@ mod tests {
         let one = run(&data, 1000, 1);
         for (write_size, threads) in [(1, 2), (37, 4), (4096, 16)] {
             assert!(run(&data, write_size, threads) == one);
+        }
+    }
+
+    #[test]
+    fn chunks_give_the_bytes_their_contents_give_aligned_or_not() {
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7 % 251) as u8).collect();
+        let one = run(&data, 1000, 1);
+        let pool = ChunkPool::new(40);
+        // Chunks of whole blocks, of less than a block, of more and not a multiple, mixed with
+        // plain writes that leave a block part-filled.
+        for (sizes, threads) in [
+            (&[40, 20, 30][..], 1),
+            (&[7, 40, 23, 10][..], 3),
+            (&[24][..], 2),
+        ] {
+            let mut w = BlockWriter::new(Vec::new(), 10, threads, "test", tagging).unwrap();
+            let mut rest = &data[..];
+            for &size in sizes.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (piece, after) = rest.split_at(size.min(rest.len()));
+                if size % 2 == 0 {
+                    let mut bytes = pool.buffer();
+                    bytes.extend_from_slice(piece);
+                    w.write_chunk(&pool.share(bytes)).unwrap();
+                } else {
+                    w.write_all(piece).unwrap();
+                }
+                rest = after;
+            }
+            assert!(w.finish().unwrap() == one, "{sizes:?}");
         }
     }
 

@@ -15,8 +15,10 @@
 //! data, so 1, 2 or 16 workers write the same blob.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use super::blocks::BlockWriter;
+use super::chunk::Chunk;
 use super::deflate_join::deflate_block;
 
 /// Uncompressed bytes per block.
@@ -60,6 +62,16 @@ impl<W: Write> GzEncoder<W> {
             blocks,
             crc: crc32fast::Hasher::new(),
         })
+    }
+
+    /// Writes a shared chunk, its whole blocks compressed in place ([`BlockWriter::write_chunk`]).
+    ///
+    /// # Errors
+    /// As [`Write::write`].
+    pub fn write_chunk(&mut self, chunk: &Arc<Chunk>) -> io::Result<()> {
+        self.blocks.write_chunk(chunk)?;
+        self.crc.update(chunk);
+        Ok(())
     }
 
     /// Compresses what is left, writes the trailer and returns the inner writer.
