@@ -13,7 +13,10 @@
 //!   `read`, `close` per file; no change check, no tar);
 //! - `sha256`: the diffID, one thread (it is one stream);
 //! - `libdeflate-N`: libdeflate level N alone on 1 MiB blocks (no joining);
-//! - `layerize-gzip`: layerize's gzip encoder (level 5, blocks joined into one stream, CRC);
+//! - `libdeflate-5/1`: the same at the levels layerize picks: 5, and 1 for blocks that look
+//!   already compressed ([`layerize::compress::gzip::looks_compressed`]);
+//! - `layerize-gzip`: layerize's gzip encoder (those levels, blocks joined into one stream,
+//!   CRC);
 //! - `zstd-3`: libzstd level 3 in 4 MiB frames with a 4 MiB window (layerize's zstd);
 //! - `zstd-...`: cheaper zstd parameter sets on the same frames, for their sizes.
 //!
@@ -28,6 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use layerize::compress::Compression;
+use layerize::compress::gzip::looks_compressed;
 use rustix::fs::{FileType, Mode, OFlags, RawDir, openat};
 use sha2::{Digest, Sha256};
 use zstd::zstd_safe::{CParameter, Strategy};
@@ -56,8 +60,12 @@ fn main() {
     report("sha256", measure(|| sha256(&data)));
     for level in [4, 5] {
         let stage = format!("libdeflate-{level}");
-        report(&stage, measure(|| libdeflate(&data, level, threads)));
+        report(&stage, measure(|| libdeflate(&data, level, threads, false)));
     }
+    report(
+        "libdeflate-5/1",
+        measure(|| libdeflate(&data, 5, threads, true)),
+    );
     report("layerize-gzip", measure(|| layerize_gzip(&data)));
     for (stage, params) in zstd_sets() {
         report(stage, measure(|| zstd_frames(&data, params, threads)));
@@ -163,12 +171,23 @@ fn blocks(
     total.into_inner()
 }
 
-fn libdeflate(data: &[u8], level: i32, threads: usize) -> usize {
+/// libdeflate over 1 MiB blocks at `level`; if `adaptive`, at level 1 for blocks that look
+/// already compressed, as layerize does.
+fn libdeflate(data: &[u8], level: i32, threads: usize, adaptive: bool) -> usize {
     blocks(data, DEFLATE_BLOCK, threads, || {
-        let level = libdeflater::CompressionLvl::new(level).expect("a libdeflate level");
-        let mut compressor = libdeflater::Compressor::new(level);
-        let mut out = vec![0; compressor.deflate_compress_bound(DEFLATE_BLOCK)];
+        let compressor = |level| {
+            libdeflater::Compressor::new(
+                libdeflater::CompressionLvl::new(level).expect("a libdeflate level"),
+            )
+        };
+        let (mut asked, mut fast) = (compressor(level), compressor(1));
+        let mut out = vec![0; asked.deflate_compress_bound(DEFLATE_BLOCK)];
         Box::new(move |piece| {
+            let compressor = if adaptive && looks_compressed(piece) {
+                &mut fast
+            } else {
+                &mut asked
+            };
             compressor
                 .deflate_compress(piece, &mut out)
                 .expect("deflate")

