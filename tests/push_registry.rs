@@ -296,6 +296,7 @@ fn bearer_tokens_come_from_the_token_service_the_registry_names() {
             "s3cret",
             "test-issuer",
             "test-registry",
+            "refresh-4ab2",
         ],
         token_port,
     );
@@ -314,4 +315,47 @@ fn bearer_tokens_come_from_the_token_service_the_registry_names() {
     )))
     .unwrap();
     assert_eq!(inspect["Digest"], exported["manifest"]);
+
+    // An identity token, as `docker login` keeps it for Docker Hub: exchanged for an access
+    // token at the token service (an OAuth2 refresh token grant), never sent as a password.
+    let config = root.join("docker");
+    std::fs::create_dir(&config).unwrap();
+    let with_token = |token: &str| {
+        std::fs::write(
+            config.join("config.json"),
+            format!(
+                r#"{{"auths":{{"127.0.0.1:{}":{{"auth":"","identitytoken":"{token}"}}}}}}"#,
+                registry.port
+            ),
+        )
+        .unwrap();
+    };
+    with_token("refresh-wrong");
+    refused(&push(&image, &target, &config, &[]), "refused");
+    with_token("refresh-4ab2");
+    let again = pushed(&push(&image, &target, &config, &[]));
+    assert_eq!(again["skipped"].as_array().unwrap().len(), 4, "{again}");
+    assert_eq!(again["manifest"], exported["manifest"]);
+
+    // The same token from a credential helper, which answers it with the user `<token>`.
+    let helpers = root.join("helpers");
+    std::fs::create_dir(&helpers).unwrap();
+    let helper = helpers.join("docker-credential-fake");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nread host\n[ \"$1\" = get ] || exit 1\n\
+         echo '{\"ServerURL\":\"x\",\"Username\":\"<token>\",\"Secret\":\"refresh-4ab2\"}'\n",
+    )
+    .unwrap();
+    sh(&format!("chmod +x {}", s(&helper)));
+    std::fs::write(config.join("config.json"), r#"{"credsStore":"fake"}"#).unwrap();
+    let path = format!("{}:{}", s(&helpers), std::env::var("PATH").unwrap());
+    let out = layerize()
+        .env("DOCKER_CONFIG", &config)
+        .env("PATH", path)
+        .env_remove("LAYERIZE_REGISTRY_CREDS")
+        .args(["push", &image, &target, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(pushed(&out)["skipped"].as_array().unwrap().len(), 4);
 }

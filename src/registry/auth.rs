@@ -5,9 +5,16 @@
 //!
 //! Credentials come from `--creds USER:PASSWORD`, else from the docker config file docker and
 //! podman write at login (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`): the
-//! host's credential helper (`credHelpers.<host>`), else `auths.<host>.auth` (base64 of
-//! `user:password`), else the default helper (`credsStore`). A helper `NAME` is the program
-//! `docker-credential-NAME` on `PATH`, asked with `get` and the host on stdin, as docker does.
+//! host's credential helper (`credHelpers.<host>`), else `auths.<host>.identitytoken`, else
+//! `auths.<host>.auth` (base64 of `user:password`), else the default helper (`credsStore`). A
+//! helper `NAME` is the program `docker-credential-NAME` on `PATH`, asked with `get` and the
+//! host on stdin, as docker does.
+//!
+//! An identity token (what `docker login` keeps for Docker Hub and other OAuth logins: the
+//! config's `identitytoken`, or a helper's answer with the user name `<token>`) is not a
+//! password: it is exchanged at the token service for an access token with an OAuth2 refresh
+//! token grant (`POST realm`, form `grant_type=refresh_token`), as docker's registry client
+//! does.
 
 use std::path::{Path, PathBuf};
 
@@ -48,7 +55,23 @@ impl std::str::FromStr for Credentials {
     }
 }
 
+/// The user name docker gives an identity token (its credential helpers answer it too).
+const IDENTITY_TOKEN_USER: &str = "<token>";
+
 impl Credentials {
+    /// An identity token, as docker keeps it.
+    fn identity_token(token: &str) -> Self {
+        Self {
+            username: IDENTITY_TOKEN_USER.to_owned(),
+            password: token.to_owned(),
+        }
+    }
+
+    /// The identity token these credentials are, if they are one.
+    fn as_identity_token(&self) -> Option<&str> {
+        (self.username == IDENTITY_TOKEN_USER).then_some(self.password.as_str())
+    }
+
     fn basic(&self) -> String {
         let pair = format!("{}:{}", self.username, self.password);
         format!("Basic {}", BASE64.encode(pair))
@@ -87,6 +110,12 @@ impl Credentials {
         .find(|e| !e.is_null());
         if let Some(name) = helper_name(&config["credHelpers"][host]) {
             return from_helper(name, host);
+        }
+        if let Some(token) = entry
+            .and_then(|e| e["identitytoken"].as_str())
+            .filter(|token| !token.is_empty())
+        {
+            return Ok(Some(Credentials::identity_token(token)));
         }
         let Some(encoded) = entry.and_then(|e| e["auth"].as_str()) else {
             return match helper_name(&config["credsStore"]) {
@@ -222,6 +251,14 @@ pub fn authorize(
     match challenge.scheme.to_ascii_lowercase().as_str() {
         "basic" => {
             let creds = credentials.ok_or_else(|| needs_credentials(&url))?;
+            if creds.as_identity_token().is_some() {
+                return Err(unexpected(
+                    &url,
+                    status,
+                    "the credentials are an identity token, which only a token service takes, \
+                     and this registry asks for Basic authentication",
+                ));
+            }
             Ok(Some(creds.basic()))
         }
         "bearer" => {
@@ -229,15 +266,35 @@ pub fn authorize(
                 .param("realm")
                 .ok_or_else(|| unexpected(&url, status, "Bearer challenge without a realm"))?;
             let scope = format!("repository:{repository}:pull,push");
-            let mut token_url = format!("{realm}?scope={}", query_escape(&scope));
-            if let Some(service) = challenge.param("service") {
-                token_url.push_str(&format!("&service={}", query_escape(service)));
-            }
-            let mut request = agent.get(&token_url);
-            if let Some(creds) = credentials {
-                request = request.header("Authorization", creds.basic());
-            }
-            let mut response = request.call().map_err(net(&token_url))?;
+            let service = challenge.param("service");
+            let mut query = vec![("scope", scope.as_str())];
+            query.extend(service.map(|service| ("service", service)));
+            let identity_token = credentials.and_then(Credentials::as_identity_token);
+            let (token_url, response) = match identity_token {
+                Some(token) => {
+                    let mut form = vec![
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", token),
+                        ("client_id", "layerize"),
+                    ];
+                    form.extend(query);
+                    let response = agent
+                        .post(realm)
+                        .header("Content-Type", "application/x-www-form-urlencoded")
+                        .send(url_encoded(&form));
+                    (realm.to_owned(), response)
+                }
+                None => {
+                    let token_url = format!("{realm}?{}", url_encoded(&query));
+                    let mut request = agent.get(&token_url);
+                    if let Some(creds) = credentials {
+                        request = request.header("Authorization", creds.basic());
+                    }
+                    let response = request.call();
+                    (token_url, response)
+                }
+            };
+            let mut response = response.map_err(net(&token_url))?;
             let status = response.status().as_u16();
             let body = response.body_mut().read_to_string().unwrap_or_default();
             if status == 401 || status == 403 {
@@ -272,6 +329,15 @@ fn needs_credentials(url: &str) -> Error {
         401,
         "the registry requires credentials: pass --creds USER:PASSWORD or log in with docker",
     )
+}
+
+/// `key=value&...`, each escaped ([`query_escape`]): a query string, or a form body.
+fn url_encoded(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(key, value)| format!("{key}={}", query_escape(value)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// Percent-encodes everything but RFC 3986's unreserved characters.
@@ -383,6 +449,32 @@ mod tests {
         std::fs::write(&path, r#"{"auths":{"reg.example":{"auth":"%%%"}}}"#).unwrap();
         let err = Credentials::from_config_file(&path, "reg.example").unwrap_err();
         assert!(err.to_string().contains("config.json"), "{err}");
+    }
+
+    #[test]
+    fn an_identity_token_in_the_docker_config_comes_before_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let auth = BASE64.encode("alice:");
+        std::fs::write(
+            &path,
+            format!(r#"{{"auths":{{"reg.example":{{"auth":"{auth}","identitytoken":"tok"}}}}}}"#),
+        )
+        .unwrap();
+        let creds = Credentials::from_config_file(&path, "reg.example")
+            .unwrap()
+            .unwrap();
+        assert_eq!(creds.as_identity_token(), Some("tok"));
+        let password: Credentials = "alice:pw".parse().unwrap();
+        assert_eq!(password.as_identity_token(), None);
+    }
+
+    #[test]
+    fn forms_and_queries_escape_their_values() {
+        assert_eq!(
+            url_encoded(&[("scope", "repository:a/b:pull,push"), ("x", "a b&c")]),
+            "scope=repository%3Aa%2Fb%3Apull%2Cpush&x=a%20b%26c"
+        );
     }
 
     #[test]

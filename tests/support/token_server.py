@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """A registry token service for tests (the Docker token protocol docker-registry trusts).
 
-Usage: token_server.py PORT KEY_PEM CERT_PEM USER PASSWORD ISSUER SERVICE
+Usage: token_server.py PORT KEY_PEM CERT_PEM USER PASSWORD ISSUER SERVICE REFRESH_TOKEN
 
 GET /token?scope=repository:NAME:ACTIONS&service=SERVICE with HTTP Basic USER:PASSWORD
 answers {"token": JWT}: RS256, signed with KEY_PEM by `openssl dgst`, the certificate in
-the `x5c` header, granting ACTIONS on NAME. Wrong or missing credentials get 401.
-Only the standard library and the openssl tool; listens on 127.0.0.1 only.
+the `x5c` header, granting ACTIONS on NAME. POST /token with the form
+grant_type=refresh_token&refresh_token=REFRESH_TOKEN&scope=...&service=...&client_id=...
+(OAuth2, how docker exchanges an identity token) answers {"access_token": JWT}. Wrong or
+missing credentials get 401. Only the standard library and the openssl tool; listens on
+127.0.0.1 only.
 """
 import base64
 import json
@@ -17,7 +20,7 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlparse
 
-port, key, cert, user, password, issuer, service = sys.argv[1:8]
+port, key, cert, user, password, issuer, service, refresh_token = sys.argv[1:9]
 der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"],
                      check=True, capture_output=True).stdout
 expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
@@ -55,6 +58,28 @@ class Handler(BaseHTTPRequestHandler):
             return
         query = parse_qs(url.query)
         body = json.dumps({"token": token(query.get("scope", [""])[0])}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        if urlparse(self.path).path != "/token":
+            self.send_error(404)
+            return
+        length = int(self.headers.get("Content-Length", "0"))
+        form = parse_qs(self.rfile.read(length).decode())
+        field = lambda name: form.get(name, [""])[0]
+        if (self.headers.get("Content-Type") != "application/x-www-form-urlencoded"
+                or field("grant_type") != "refresh_token"
+                or field("refresh_token") != refresh_token
+                or field("service") != service or not field("client_id")):
+            self.send_response(401)
+            self.end_headers()
+            return
+        body = json.dumps({"access_token": token(field("scope")), "token_type": "Bearer",
+                           "expires_in": 600}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
