@@ -238,34 +238,48 @@ fn basic_auth_takes_credentials_from_the_flag_or_the_docker_config() {
     assert_eq!(again["manifest"], exported["manifest"]);
 
     // A credential helper named for the host, as `docker login` with a helper leaves it.
-    let helpers = root.join("helpers");
-    std::fs::create_dir(&helpers).unwrap();
+    let host = format!("127.0.0.1:{}", registry.port);
+    std::fs::write(
+        config.join("config.json"),
+        format!(r#"{{"credHelpers":{{"{host}":"fake"}}}}"#),
+    )
+    .unwrap();
+    let out = push_with_helper(&image, &target, &config, &host, ("alice", "s3cret"));
+    assert_eq!(pushed(&out)["skipped"].as_array().unwrap().len(), 4);
+}
+
+/// `layerize push IMAGE TARGET --json` with the docker config dir `config` and, first on
+/// `PATH`, a credential helper `docker-credential-fake` that answers `get` for `host` (only)
+/// with `(username, secret)`.
+fn push_with_helper(
+    image: &str,
+    target: &str,
+    config: &Path,
+    host: &str,
+    (username, secret): (&str, &str),
+) -> Output {
+    let helpers = config.parent().unwrap().join("helpers");
+    std::fs::create_dir_all(&helpers).unwrap();
     let helper = helpers.join("docker-credential-fake");
     std::fs::write(
         &helper,
         "#!/bin/sh\nread host\n[ \"$1\" = get ] && [ \"$host\" = \"$EXPECTED\" ] || exit 1\n\
-         echo '{\"ServerURL\":\"x\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}'\n",
+         printf '{\"ServerURL\":\"x\",\"Username\":\"%s\",\"Secret\":\"%s\"}\\n' \
+         \"$USERNAME\" \"$SECRET\"\n",
     )
     .unwrap();
     sh(&format!("chmod +x {}", s(&helper)));
-    std::fs::write(
-        config.join("config.json"),
-        format!(
-            r#"{{"credHelpers":{{"127.0.0.1:{}":"fake"}}}}"#,
-            registry.port
-        ),
-    )
-    .unwrap();
     let path = format!("{}:{}", s(&helpers), std::env::var("PATH").unwrap());
-    let out = layerize()
-        .env("DOCKER_CONFIG", &config)
+    layerize()
+        .env("DOCKER_CONFIG", config)
         .env("PATH", path)
-        .env("EXPECTED", format!("127.0.0.1:{}", registry.port))
+        .env("EXPECTED", host)
+        .env("USERNAME", username)
+        .env("SECRET", secret)
         .env_remove("LAYERIZE_REGISTRY_CREDS")
-        .args(["push", &image, &target, "--json"])
+        .args(["push", image, target, "--json"])
         .output()
-        .unwrap();
-    assert_eq!(pushed(&out)["skipped"].as_array().unwrap().len(), 4);
+        .unwrap()
 }
 
 #[test]
@@ -338,24 +352,9 @@ fn bearer_tokens_come_from_the_token_service_the_registry_names() {
     assert_eq!(again["manifest"], exported["manifest"]);
 
     // The same token from a credential helper, which answers it with the user `<token>`.
-    let helpers = root.join("helpers");
-    std::fs::create_dir(&helpers).unwrap();
-    let helper = helpers.join("docker-credential-fake");
-    std::fs::write(
-        &helper,
-        "#!/bin/sh\nread host\n[ \"$1\" = get ] || exit 1\n\
-         echo '{\"ServerURL\":\"x\",\"Username\":\"<token>\",\"Secret\":\"refresh-4ab2\"}'\n",
-    )
-    .unwrap();
-    sh(&format!("chmod +x {}", s(&helper)));
     std::fs::write(config.join("config.json"), r#"{"credsStore":"fake"}"#).unwrap();
-    let path = format!("{}:{}", s(&helpers), std::env::var("PATH").unwrap());
-    let out = layerize()
-        .env("DOCKER_CONFIG", &config)
-        .env("PATH", path)
-        .env_remove("LAYERIZE_REGISTRY_CREDS")
-        .args(["push", &image, &target, "--json"])
-        .output()
-        .unwrap();
+    let host = format!("127.0.0.1:{}", registry.port);
+    let token = ("<token>", "refresh-4ab2");
+    let out = push_with_helper(&image, &target, &config, &host, token);
     assert_eq!(pushed(&out)["skipped"].as_array().unwrap().len(), 4);
 }
