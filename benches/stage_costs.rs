@@ -30,14 +30,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use layerize::compress::Compression;
-use layerize::compress::gzip::looks_compressed;
+// layerize's own block sizes, levels and window, so the stages follow the product.
+use layerize::compress::gzip::{BLOCK as DEFLATE_BLOCK, COMPRESSED_DATA_LEVEL, looks_compressed};
+use layerize::compress::zstd::{BLOCK as ZSTD_FRAME, WINDOW_LOG};
+use layerize::compress::{Compression, GZIP_LEVEL, ZSTD_LEVEL};
 use rustix::fs::{FileType, Mode, OFlags, RawDir, openat};
 use sha2::{Digest, Sha256};
 use zstd::zstd_safe::{CParameter, Strategy};
-
-const DEFLATE_BLOCK: usize = 1 << 20;
-const ZSTD_FRAME: usize = 4 << 20;
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -64,7 +63,7 @@ fn main() {
     }
     report(
         "libdeflate-5/1",
-        measure(|| libdeflate(&data, 5, threads, true)),
+        measure(|| libdeflate(&data, GZIP_LEVEL as i32, threads, true)),
     );
     report("layerize-gzip", measure(|| layerize_gzip(&data)));
     for (stage, params) in zstd_sets() {
@@ -180,7 +179,7 @@ fn libdeflate(data: &[u8], level: i32, threads: usize, adaptive: bool) -> usize 
                 libdeflater::CompressionLvl::new(level).expect("a libdeflate level"),
             )
         };
-        let (mut asked, mut fast) = (compressor(level), compressor(1));
+        let (mut asked, mut fast) = (compressor(level), compressor(COMPRESSED_DATA_LEVEL));
         let mut out = vec![0; asked.deflate_compress_bound(DEFLATE_BLOCK)];
         Box::new(move |piece| {
             let compressor = if adaptive && looks_compressed(piece) {
@@ -216,9 +215,9 @@ fn zstd_sets() -> Vec<(&'static str, &'static [CParameter])> {
 
 fn zstd_frames(data: &[u8], params: &'static [CParameter], threads: usize) -> usize {
     blocks(data, ZSTD_FRAME, threads, || {
-        let mut frames = zstd::bulk::Compressor::new(3).expect("a zstd context");
+        let mut frames = zstd::bulk::Compressor::new(ZSTD_LEVEL).expect("a zstd context");
         frames
-            .set_parameter(CParameter::WindowLog(22))
+            .set_parameter(CParameter::WindowLog(WINDOW_LOG))
             .expect("window");
         for &param in params {
             frames.set_parameter(param).expect("a zstd parameter");

@@ -4,9 +4,9 @@
 //! the same layer would differ: gzip is written with no file name, mtime 0 and OS byte 255
 //! ("unknown", as Go writes it), at libdeflate level 5 (1 for blocks that look already
 //! compressed), in fixed-size blocks compressed in parallel and joined into one deflate stream
-//! ([`gzip`]); zstd at level 3 as one frame per
-//! fixed-size block, also in parallel ([`zstd`]). Both run on [`blocks`], one worker per core;
-//! tests pin that the bytes are the same for 1, 2 and 4.
+//! ([`gzip`]); zstd at level 3 as one frame per fixed-size block, also in parallel ([`zstd`]).
+//! Both run on [`blocks`], one worker per core; tests pin that the bytes are the same for 1, 2
+//! and 4.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 

@@ -30,7 +30,7 @@ use super::deflate_join::deflate_block;
 /// Uncompressed bytes per block.
 pub const BLOCK: usize = 1 << 20;
 /// The level of blocks that look already compressed.
-const COMPRESSED_DATA_LEVEL: i32 = 1;
+pub const COMPRESSED_DATA_LEVEL: i32 = 1;
 /// Order-0 entropy, in bits per byte, from which a block looks already compressed. Deflated,
 /// zstd'd or encrypted data is at 7.9-8.0; machine code, class files and text at 4-6.5
 /// (measured on a JDK's and node_modules' blocks); 7.5 leaves room on both sides.

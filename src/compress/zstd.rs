@@ -16,7 +16,7 @@ use super::blocks::BlockWriter;
 pub const BLOCK: usize = 4 << 20;
 /// A window as large as a frame, so that a match anywhere in the block can be used (level 3
 /// alone would use 2 MiB); decoders need no more than the frame's content size for it.
-const WINDOW_LOG: u32 = 22;
+pub const WINDOW_LOG: u32 = 22;
 
 /// A zstd writer at `level` into `inner`, with `threads` (at least one) workers.
 ///

@@ -426,7 +426,7 @@ mod tests {
     }
 
     #[test]
-    fn docker_config_auths_are_found_by_host_with_or_without_scheme() {
+    fn docker_config_auths_are_found_by_host_with_or_without_scheme_identity_token_first() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
         let auth = BASE64.encode("alice:s3:cret");
@@ -446,27 +446,20 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        std::fs::write(&path, r#"{"auths":{"reg.example":{"auth":"%%%"}}}"#).unwrap();
-        let err = Credentials::from_config_file(&path, "reg.example").unwrap_err();
-        assert!(err.to_string().contains("config.json"), "{err}");
-    }
-
-    #[test]
-    fn an_identity_token_in_the_docker_config_comes_before_the_password() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.json");
-        let auth = BASE64.encode("alice:");
+        assert_eq!(creds.as_identity_token(), None);
+        // An identity token (an OAuth login) comes before the entry's password.
         std::fs::write(
             &path,
             format!(r#"{{"auths":{{"reg.example":{{"auth":"{auth}","identitytoken":"tok"}}}}}}"#),
         )
         .unwrap();
-        let creds = Credentials::from_config_file(&path, "reg.example")
+        let token = Credentials::from_config_file(&path, "reg.example")
             .unwrap()
             .unwrap();
-        assert_eq!(creds.as_identity_token(), Some("tok"));
-        let password: Credentials = "alice:pw".parse().unwrap();
-        assert_eq!(password.as_identity_token(), None);
+        assert_eq!(token.as_identity_token(), Some("tok"));
+        std::fs::write(&path, r#"{"auths":{"reg.example":{"auth":"%%%"}}}"#).unwrap();
+        let err = Credentials::from_config_file(&path, "reg.example").unwrap_err();
+        assert!(err.to_string().contains("config.json"), "{err}");
     }
 
     #[test]
