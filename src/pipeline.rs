@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::archive::{TarSpec, TarSummary, WalkedEntry, write_tar_observed};
+use crate::archive::{TarSpec, TarSummary, WalkedEntry, reader_threads, write_tar_read_by};
 use crate::compress::chunk::{Chunk, ChunkPool};
 use crate::compress::{Compression, Encoder};
 use crate::digest::{Digest, HashingWriter};
@@ -117,7 +117,11 @@ pub fn layerize_observed<W: Write>(
             chunks: Some(chunks),
             sinks: &mut sinks,
         };
-        let written = write_tar_observed(spec, &mut stream, observer);
+        let compressing = stream
+            .sinks
+            .iter()
+            .any(|s| matches!(s, Sink::Compressed(..)));
+        let written = write_tar_read_by(spec, &mut stream, observer, reader_threads(compressing));
         let ended = stream.end();
         let (diff_id, tar_size) = hashing
             .join()

@@ -13,3 +13,4 @@ pub use walk::raise_open_file_limit;
 pub use writer::{
     Ancestor, Skipped, TarSpec, TarSummary, WalkedEntry, write_tar, write_tar_observed,
 };
+pub(crate) use writer::{reader_threads, write_tar_read_by};

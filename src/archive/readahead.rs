@@ -2,10 +2,9 @@
 //!
 //! A tree of many small files costs more in per-file system calls (open, stat, read, stat,
 //! close) than in hashing. The walk therefore submits each regular file, in walk order, as its
-//! parent directory's descriptor and its name; a pool of scoped reader threads (one per core
-//! but one, since the assembler reads too) opens, stats and reads files ahead of time; the tar
-//! assembler takes the results back strictly in submission order, so the archive bytes and the
-//! first error reported do not depend on timing.
+//! parent directory's descriptor and its path; a pool of scoped reader threads opens, stats
+//! and reads files ahead of time; the tar assembler takes the results back strictly in
+//! submission order, so the archive bytes and the first error reported do not depend on timing.
 //!
 //! A small file (at most [`Limits::small`] bytes) is read whole by a reader, which also checks
 //! after the read that it did not change and hashes it when asked. A larger file is handed over
@@ -15,10 +14,16 @@
 //! assembler reads itself: rather than sleep while its next file is not ready, it takes the next
 //! queued one as long as the budget allows. It sleeps until several results are ready in a row,
 //! since a wake-up per file would cost more than the file.
+//!
+//! Hand-offs are batched, since a lock per file made the two sides contend (19 000 context
+//! switches for a tree of 30 000 files, 2 400 batched): a reader takes up to
+//! [`READER_BATCH`] jobs and stores their results under one lock each, the assembler takes the
+//! whole run of ready results under one lock and gives their budget back a run at a time. A
+//! reader that runs out of budget first stores what it holds, and then every result stored
+//! wakes the assembler, which alone can free budget.
 //! Readers stop when the [`ReadAhead`] is dropped, also on error: no thread outlives the call.
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::fs::{File, Metadata};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -36,14 +41,13 @@ pub(crate) struct Limits {
     pub bytes: u64,
 }
 
-/// A regular file found by the walk: `name` in the directory open as `dir`.
+/// A regular file found by the walk: the last component of `path` in the directory open as
+/// `dir`.
 #[derive(Debug)]
 pub(crate) struct FileJob {
     /// The parent directory.
     pub dir: Arc<File>,
-    /// The file's name in it.
-    pub name: OsString,
-    /// Its path, for errors.
+    /// The file's path (for errors), ending in its name in `dir`.
     pub path: PathBuf,
 }
 
@@ -69,9 +73,13 @@ pub(crate) struct FileRead {
 
 /// Results the assembler waits for in a row before it is woken.
 const WAKE_AFTER: usize = 8;
+/// Jobs a reader takes, and results it stores, under one lock.
+const READER_BATCH: usize = 8;
 
 /// A finished job and the budget it holds until the assembler takes it.
 type Slot = Option<(Result<FileRead>, u64)>;
+/// A finished job a reader has not stored yet, with its sequence number.
+type Done = (u64, (Result<FileRead>, u64));
 
 #[derive(Default)]
 struct State {
@@ -89,6 +97,8 @@ struct State {
     peak: u64,
     /// Readers waiting for work or budget.
     idle: usize,
+    /// Readers waiting for budget, which only the assembler can free.
+    starved: usize,
     /// The assembler waits until this many results are ready in a row (0: it does not wait).
     waiting: usize,
     /// No more work: the assembler is gone.
@@ -117,6 +127,10 @@ impl Shared {
 pub(crate) struct ReadAhead<'a> {
     shared: &'a Shared,
     submitted: u64,
+    /// Results taken out of the shared state in one go, in order, with their reservations.
+    taken: VecDeque<(Result<FileRead>, u64)>,
+    /// Reserved bytes of results already handed out but not yet given back to the readers.
+    unreleased: u64,
 }
 
 /// Runs `body` with a [`ReadAhead`] served by `readers` threads (at least one), which stop
@@ -141,6 +155,8 @@ pub(crate) fn with_read_ahead<R>(
         let mut ahead = ReadAhead {
             shared: &shared,
             submitted: 0,
+            taken: VecDeque::new(),
+            unreleased: 0,
         };
         body(&mut ahead)
     })
@@ -165,7 +181,17 @@ impl ReadAhead<'_> {
     /// # Panics
     /// If nothing is pending, or if a reader panicked.
     pub fn next(&mut self) -> Result<FileRead> {
+        if let Some((read, reserved)) = self.taken.pop_front() {
+            // Budget goes back to the readers a run at a time, not one lock per file.
+            self.unreleased += reserved;
+            if self.unreleased >= self.shared.limits.small {
+                let mut state = self.shared.lock();
+                self.release(&mut state);
+            }
+            return read;
+        }
         let mut state = self.shared.lock();
+        self.release(&mut state);
         assert!(state.taken < self.submitted, "no file pending");
         loop {
             assert!(!state.panicked, "a read-ahead thread panicked");
@@ -180,7 +206,7 @@ impl ReadAhead<'_> {
             });
             if help && let Some((seq, job)) = state.queue.pop_front() {
                 drop(state);
-                let done = read_file(self.shared, seq, job, false);
+                let done = read_file(self.shared, seq, job, false, &mut Vec::new());
                 state = self.shared.lock();
                 if let Some(done) = done {
                     store(self.shared, &mut state, seq, done);
@@ -189,7 +215,11 @@ impl ReadAhead<'_> {
             }
             // Sleep until a run of results is ready, not just one: one wake-up per file
             // costs more than the files' reads.
-            state.waiting = state.done.len().min(WAKE_AFTER);
+            state.waiting = if state.starved > 0 {
+                1
+            } else {
+                state.done.len().min(WAKE_AFTER)
+            };
             state = self
                 .shared
                 .ready
@@ -197,14 +227,28 @@ impl ReadAhead<'_> {
                 .unwrap_or_else(PoisonError::into_inner);
             state.waiting = 0;
         }
-        let (read, reserved) = state.done.pop_front().flatten().expect("checked above");
-        state.ready -= 1;
-        state.taken += 1;
-        state.bytes -= reserved;
-        if reserved > 0 && state.idle > 0 {
+        // Take the whole run of ready results under this one lock.
+        let run = state.ready;
+        self.taken
+            .extend(state.done.drain(..run).map(|slot| slot.expect("ready")));
+        state.ready = 0;
+        state.taken += run as u64;
+        drop(state);
+        let (read, reserved) = self.taken.pop_front().expect("a run is never empty");
+        self.unreleased += reserved;
+        read
+    }
+
+    /// Gives the budget of the results handed out back to the readers.
+    fn release(&mut self, state: &mut State) {
+        if self.unreleased == 0 {
+            return;
+        }
+        state.bytes -= self.unreleased;
+        self.unreleased = 0;
+        if state.idle > 0 {
             self.shared.work.notify_all();
         }
-        read
     }
 }
 
@@ -239,27 +283,38 @@ impl Drop for PanicGuard<'_> {
 
 fn reader(shared: &Shared) {
     let _guard = PanicGuard(shared);
+    let mut jobs = Vec::with_capacity(READER_BATCH);
+    let mut done = Vec::with_capacity(READER_BATCH);
     loop {
-        let (seq, job) = {
+        {
             let mut state = shared.lock();
             loop {
                 if state.closed {
                     return;
                 }
-                if let Some(next) = state.queue.pop_front() {
-                    break next;
+                if !state.queue.is_empty() {
+                    let take = state.queue.len().min(READER_BATCH);
+                    jobs.extend(state.queue.drain(..take));
+                    break;
                 }
                 state = wait_for_work(shared, state);
             }
-        };
-        let Some(done) = read_file(shared, seq, job, true) else {
-            return;
-        };
-        store(shared, &mut shared.lock(), seq, done);
+        }
+        for (seq, job) in jobs.drain(..) {
+            let Some(result) = read_file(shared, seq, job, true, &mut done) else {
+                return;
+            };
+            done.push((seq, result));
+        }
+        let mut state = shared.lock();
+        for (seq, result) in done.drain(..) {
+            store(shared, &mut state, seq, result);
+        }
     }
 }
 
-/// Puts the result of job `seq` in its place and wakes the assembler if it waits for it.
+/// Puts the result of job `seq` in its place and wakes the assembler if it waits for it, or
+/// if a reader waits for budget: the assembler then takes what is ready, however little.
 fn store(shared: &Shared, state: &mut State, seq: u64, done: (Result<FileRead>, u64)) {
     let Some(index) = seq.checked_sub(state.taken) else {
         return;
@@ -270,7 +325,7 @@ fn store(shared: &Shared, state: &mut State, seq: u64, done: (Result<FileRead>, 
         while state.done.get(state.ready).is_some_and(Option::is_some) {
             state.ready += 1;
         }
-        if state.waiting > 0 && state.ready >= state.waiting {
+        if state.waiting > 0 && (state.ready >= state.waiting || state.starved > 0) {
             shared.ready.notify_one();
         }
     }
@@ -290,8 +345,9 @@ fn wait_for_work<'a>(
 }
 
 /// Waits until `bytes` fit in the budget (at once when `seq` is the file the assembler takes
-/// next, or when `wait` is off) and reserves them; `false` once the pool is closed.
-fn reserve(shared: &Shared, seq: u64, bytes: u64, wait: bool) -> bool {
+/// next, or when `wait` is off) and reserves them; `false` once the pool is closed. Results a
+/// reader holds (`held`) are stored before it waits: the assembler may need them to go on.
+fn reserve(shared: &Shared, seq: u64, bytes: u64, wait: bool, held: &mut Vec<Done>) -> bool {
     let mut state = shared.lock();
     loop {
         if state.closed {
@@ -302,11 +358,16 @@ fn reserve(shared: &Shared, seq: u64, bytes: u64, wait: bool) -> bool {
             state.peak = state.peak.max(state.bytes);
             return true;
         }
+        for (seq, done) in held.drain(..) {
+            store(shared, &mut state, seq, done);
+        }
         // Only the assembler can free budget: wake it if it waits for more than is ready.
         if state.waiting > 0 && state.ready > 0 {
             shared.ready.notify_one();
         }
+        state.starved += 1;
         state = wait_for_work(shared, state);
+        state.starved -= 1;
     }
 }
 
@@ -317,9 +378,12 @@ fn read_file(
     seq: u64,
     job: FileJob,
     wait: bool,
+    held: &mut Vec<Done>,
 ) -> Option<(Result<FileRead>, u64)> {
     let path = &job.path;
-    let opened = open_in(&job.dir, &job.name, path).and_then(|file| {
+    // A name listed in a directory is never `..`: the path always ends in it.
+    let name = path.file_name().expect("a listed name");
+    let opened = open_in(&job.dir, name, path).and_then(|file| {
         let metadata = file.metadata().map_err(|e| read_error(path, e))?;
         if !metadata.is_file() {
             return Err(changed(path, "replaced by another file"));
@@ -332,7 +396,7 @@ fn read_file(
     };
     let size = metadata.len();
     let reserved = size.min(shared.limits.small);
-    if !reserve(shared, seq, reserved, wait) {
+    if !reserve(shared, seq, reserved, wait, held) {
         return None;
     }
     let content = if size > shared.limits.small {
@@ -377,7 +441,6 @@ mod tests {
                 std::fs::write(&path, vec![(i % 251) as u8; size(i)]).unwrap();
                 FileJob {
                     dir: Arc::clone(&dir),
-                    name: name.into(),
                     path,
                 }
             })
@@ -445,9 +508,34 @@ mod tests {
             }
             ahead.peak()
         });
-        // The budget, plus the file taken next and one the assembler reads itself.
+        // The budget, plus the file taken next, one the assembler reads itself, and less than
+        // a small file's worth that the assembler took and has not given back yet.
         assert!(peak >= 900, "nothing read ahead: {peak}");
-        assert!(peak <= LIMITS.bytes + 2 * LIMITS.small, "{peak}");
+        assert!(peak <= LIMITS.bytes + 3 * LIMITS.small, "{peak}");
+    }
+
+    #[test]
+    fn a_reader_stuck_on_the_budget_first_hands_over_what_it_read() {
+        // One reader takes a batch of jobs; the budget runs out inside the batch, before the
+        // assembler has taken anything. The files it read must reach the assembler, or
+        // neither side can go on.
+        let (_root, jobs) = tree(3 * READER_BATCH, |_| 900);
+        let (sent, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let count = with_read_ahead(1, LIMITS, false, |ahead| {
+                ahead.submit(jobs);
+                // Let the reader hit the budget before the assembler asks for anything.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                (0..3 * READER_BATCH)
+                    .map(|_| content(ahead.next().unwrap()).len())
+                    .count()
+            });
+            sent.send(count).unwrap();
+        });
+        let count = received
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the reader and the assembler wait for each other");
+        assert_eq!(count, 3 * READER_BATCH);
     }
 
     #[test]

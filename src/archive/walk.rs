@@ -133,7 +133,6 @@ impl Walk {
             FileType::RegularFile => {
                 return Ok(Some(Walked::File(FileJob {
                     dir: Arc::clone(&frame.dir),
-                    name,
                     path,
                 })));
             }
