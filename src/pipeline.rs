@@ -71,8 +71,9 @@ pub fn layerize<W: Write>(
     layerize_observed(spec, outputs, &mut |_| {})
 }
 
-/// [`layerize`], reporting each entry of the tree to `observer` (see [`write_tar_observed`]);
-/// the observer runs on the calling thread.
+/// [`layerize`], reporting each entry of the tree to `observer` (see
+/// [`write_tar_observed`](crate::archive::write_tar_observed)); the observer runs on the
+/// calling thread.
 ///
 /// # Errors
 /// As [`layerize`].

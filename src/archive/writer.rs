@@ -10,7 +10,7 @@
 //! The walk (`walk.rs`) runs ahead of the writing by a few hundred entries; regular files are
 //! read by a pool of threads (`readahead.rs`) and written strictly in walk order, so the
 //! bytes, the observer's calls and the first error reported never depend on timing. Memory is
-//! bounded whatever the layer: at most ~18 MiB of small files read ahead, larger files stream
+//! bounded whatever the layer: at most ~19 MiB of small files read ahead, larger files stream
 //! through a fixed buffer.
 
 use std::collections::VecDeque;
