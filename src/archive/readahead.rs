@@ -21,6 +21,7 @@
 //! whole run of ready results under one lock and gives their budget back a run at a time. A
 //! reader that runs out of budget first stores what it holds, and then every result stored
 //! wakes the assembler, which alone can free budget.
+//!
 //! Readers stop when the [`ReadAhead`] is dropped, also on error: no thread outlives the call.
 
 use std::collections::VecDeque;
@@ -128,7 +129,7 @@ pub(crate) struct ReadAhead<'a> {
     shared: &'a Shared,
     submitted: u64,
     /// Results taken out of the shared state in one go, in order, with their reservations.
-    taken: VecDeque<(Result<FileRead>, u64)>,
+    in_hand: VecDeque<(Result<FileRead>, u64)>,
     /// Reserved bytes of results already handed out but not yet given back to the readers.
     unreleased: u64,
 }
@@ -155,7 +156,7 @@ pub(crate) fn with_read_ahead<R>(
         let mut ahead = ReadAhead {
             shared: &shared,
             submitted: 0,
-            taken: VecDeque::new(),
+            in_hand: VecDeque::new(),
             unreleased: 0,
         };
         body(&mut ahead)
@@ -181,7 +182,7 @@ impl ReadAhead<'_> {
     /// # Panics
     /// If nothing is pending, or if a reader panicked.
     pub fn next(&mut self) -> Result<FileRead> {
-        if let Some((read, reserved)) = self.taken.pop_front() {
+        if let Some((read, reserved)) = self.in_hand.pop_front() {
             // Budget goes back to the readers a run at a time, not one lock per file.
             self.unreleased += reserved;
             if self.unreleased >= self.shared.limits.small {
@@ -229,12 +230,12 @@ impl ReadAhead<'_> {
         }
         // Take the whole run of ready results under this one lock.
         let run = state.ready;
-        self.taken
+        self.in_hand
             .extend(state.done.drain(..run).map(|slot| slot.expect("ready")));
         state.ready = 0;
         state.taken += run as u64;
         drop(state);
-        let (read, reserved) = self.taken.pop_front().expect("a run is never empty");
+        let (read, reserved) = self.in_hand.pop_front().expect("a run is never empty");
         self.unreleased += reserved;
         read
     }
