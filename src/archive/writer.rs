@@ -193,15 +193,17 @@ pub fn write_tar_observed<W: Write>(
 /// assembler then sets the pace and should read as few files itself as it can (node-like tree
 /// of `bench/run`, two cores: 0.288 -> 0.263 s, 15 runs alternated). One fewer when
 /// compressors' workers want the cores (zstd on that tree: 0.860 s with one reader, 0.885 s
-/// with two, 12 runs).
+/// with two, 12 runs). At most [`MAX_READERS`] whatever the cores.
 pub(crate) fn reader_threads(compressing: bool) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if compressing {
-        (cores - 1).max(1)
-    } else {
-        cores
-    }
+    let readers = if compressing { cores - 1 } else { cores };
+    readers.clamp(1, MAX_READERS)
 }
+
+/// Readers per layer, at most: one reader reads small files at ~1 GB/s and the layer's one
+/// sha256 stream takes ~1.2 GB/s, so more readers could not make a layer faster, and layers
+/// are written side by side, one per core.
+const MAX_READERS: usize = 4;
 
 /// [`write_tar_observed`] with `readers` read-ahead threads (at least one).
 pub(crate) fn write_tar_read_by<W: Write>(
