@@ -104,6 +104,7 @@ pub fn layerize_observed<W: Write>(
             Sink::Plain(_) => None,
         })
         .fold(MIN_CHUNK, usize::max);
+    let compressing = sinks.iter().any(|s| matches!(s, Sink::Compressed(..)));
     let (summary, diff_id, tar_size) = std::thread::scope(|scope| {
         let queued = (QUEUED_BYTES / chunk_size).max(2);
         let (chunks, queue) = mpsc::sync_channel::<Arc<Chunk>>(queued);
@@ -118,10 +119,6 @@ pub fn layerize_observed<W: Write>(
             chunks: Some(chunks),
             sinks: &mut sinks,
         };
-        let compressing = stream
-            .sinks
-            .iter()
-            .any(|s| matches!(s, Sink::Compressed(..)));
         let written = write_tar_read_by(spec, &mut stream, observer, reader_threads(compressing));
         let ended = stream.end();
         let (diff_id, tar_size) = hashing

@@ -307,10 +307,14 @@ fn reader(shared: &Shared) {
             };
             done.push((seq, result));
         }
-        let mut state = shared.lock();
-        for (seq, result) in done.drain(..) {
-            store(shared, &mut state, seq, result);
-        }
+        store_held(shared, &mut shared.lock(), &mut done);
+    }
+}
+
+/// Stores the results a reader holds.
+fn store_held(shared: &Shared, state: &mut State, held: &mut Vec<Done>) {
+    for (seq, done) in held.drain(..) {
+        store(shared, state, seq, done);
     }
 }
 
@@ -359,9 +363,7 @@ fn reserve(shared: &Shared, seq: u64, bytes: u64, wait: bool, held: &mut Vec<Don
             state.peak = state.peak.max(state.bytes);
             return true;
         }
-        for (seq, done) in held.drain(..) {
-            store(shared, &mut state, seq, done);
-        }
+        store_held(shared, &mut state, held);
         // Only the assembler can free budget: wake it if it waits for more than is ready.
         if state.waiting > 0 && state.ready > 0 {
             shared.ready.notify_one();

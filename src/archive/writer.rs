@@ -176,8 +176,8 @@ pub fn write_tar<W: Write>(spec: &TarSpec, out: W) -> Result<TarSummary> {
 /// [`write_tar`], reporting every written entry of the tree (not the ancestors) to `observer`
 /// after its content has been written.
 ///
-/// Regular files are read ahead by one thread per core (see `readahead.rs`); the archive, the
-/// observer's calls and the first error reported follow the walk order.
+/// Regular files are read ahead by one thread per core, at most four (see `readahead.rs`); the
+/// archive, the observer's calls and the first error reported follow the walk order.
 ///
 /// # Errors
 /// As [`write_tar`].
